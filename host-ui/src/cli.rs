@@ -1,0 +1,327 @@
+//! Command-line arguments and what each command does.
+
+use crate::{demo, exit, output};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use symphony_kernel::config::LogFormat;
+use symphony_kernel::manifest::{parse_duration, parse_size};
+use symphony_kernel::{
+    AuditLog, CallObserver, Capability, CommandError, Config, Decision, Kernel, KernelOptions, Limits,
+    Principal,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "symphony", version, about = "Symphony: an AI-first IDE on a WebAssembly microkernel")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// State directory: installed carets, grants, audit log, caches.
+    #[arg(long, global = true, env = "SYMPHONY_HOME")]
+    pub home: Option<PathBuf>,
+    /// The directory `workspace` capability scopes mean (default: the current directory).
+    #[arg(long, global = true)]
+    pub workspace: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format: text or json (overrides config and SYMPHONY_LOG_FORMAT).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `symphony_kernel=debug` (overrides config and SYMPHONY_LOG_LEVEL).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// Override any configuration key: `--set kernel.pooling=false`.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start Symphony on the embedded default: example workspace, shipped carets installed.
+    Start(demo::StartArgs),
+    /// Install, inspect, grant and remove carets.
+    #[command(subcommand)]
+    Caret(CaretCommand),
+    /// Call an op of a caret (or `--target pit/<service>`) through the proxy.
+    Call {
+        /// The caret id.
+        id: String,
+        /// The op; `@describe`, `@health`, `@model`, `@theme`, `@panels`, `@render`, `@event`
+        /// reach a world's other exports.
+        op: String,
+        /// JSON payload (or text, for ops that take text); `-` reads stdin.
+        #[arg(default_value = "{}")]
+        payload: String,
+        /// Print streamed chunks (an instrument's tokens) as they arrive.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Run a plain `wasi:cli/command` component with only the capabilities given.
+    RunCommand {
+        /// The component file.
+        file: PathBuf,
+        /// A capability for this run, e.g. `fs.read:workspace` (repeatable).
+        #[arg(long = "grant", value_name = "CAPABILITY")]
+        grants: Vec<String>,
+        /// Time limit.
+        #[arg(long, default_value = "30s")]
+        time: String,
+        /// Memory cap.
+        #[arg(long, default_value = "256MiB")]
+        memory: String,
+        /// Arguments passed to the command.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Show the audit log.
+    AuditLog {
+        /// Only denials.
+        #[arg(long)]
+        denied: bool,
+        /// Only records about this caret.
+        #[arg(long)]
+        caret: Option<String>,
+        /// Show at most this many of the latest records.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show the effective configuration.
+    Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaretCommand {
+    /// Install from a caret directory (with `Symphony.toml`), or a component with `--manifest`.
+    Install {
+        /// The caret directory, or a `.wasm` file when `--manifest` is given.
+        path: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Also grant everything the manifest asks for (you are shown the list).
+        #[arg(long)]
+        grant_requested: bool,
+    },
+    /// List installed carets.
+    List,
+    /// Show one caret: manifest, hash, grants.
+    Info { id: String },
+    /// Remove a caret and its grants.
+    Remove { id: String },
+    /// Grant capabilities; each must narrow what the manifest asks for.
+    Grant {
+        id: String,
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+    /// Revoke capabilities.
+    Revoke {
+        id: String,
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+}
+
+/// Resolves the effective configuration: file, then environment, then flags.
+pub fn load_config(global: &Global, home: &std::path::Path) -> Result<Config> {
+    let mut config = Config::load(&Config::file_in(home))?;
+    if let Some(f) = &global.log_format {
+        config.set("log.format", f)?;
+    }
+    if let Some(l) = &global.log_level {
+        config.set("log.level", l)?;
+    }
+    for pair in &global.overrides {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("`--set {pair}`: expected KEY=VALUE");
+        };
+        config.set(key.trim(), value.trim())?;
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub fn default_home() -> PathBuf {
+    directories::ProjectDirs::from("dev", "symphony", "symphony")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".symphony"))
+}
+
+pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -> Result<Kernel> {
+    let config = load_config(global, &home)?;
+    init_logging(&config);
+    let workspace = match workspace.or_else(|| global.workspace.clone()) {
+        Some(w) => w,
+        None => std::env::current_dir().context("current directory")?,
+    };
+    Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")
+}
+
+fn parse_caps(texts: &[String]) -> Result<Vec<Capability>> {
+    texts.iter().map(|t| t.parse::<Capability>().map_err(anyhow::Error::from)).collect()
+}
+
+fn who() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "user".to_owned())
+}
+
+/// Prints streamed chunks to stdout and progress to stderr.
+struct TerminalObserver;
+
+impl CallObserver for TerminalObserver {
+    fn chunk(&self, _caret: &str, chunk: &str) {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(chunk.as_bytes());
+        let _ = out.flush();
+    }
+    fn progress(&self, caret: &str, done: u64, total: u64, message: &str) {
+        if std::io::stderr().is_terminal() {
+            eprint!("\r{caret}: {message} {done}/{total}\x1b[K");
+        }
+    }
+}
+
+fn read_payload(payload: String) -> Result<String> {
+    if payload != "-" {
+        return Ok(payload);
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).context("reading the payload from stdin")?;
+    Ok(s)
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let Cli { global, command } = cli;
+    let home = global.home.clone().unwrap_or_else(default_home);
+    match command {
+        Command::Start(args) => demo::start(&global, home, args),
+        Command::Config => {
+            let config = load_config(&global, &home)?;
+            output::config(&config, global.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Caret(c) => {
+            let kernel = open_kernel(&global, home, None)?;
+            caret(&kernel, c, global.json)
+        }
+        Command::Call { id, op, payload, stream } => {
+            let kernel = open_kernel(&global, home, None)?;
+            let payload = read_payload(payload)?;
+            let result = if stream {
+                let r = kernel.invoke_observed(&Principal::User, &format!("caret/{id}"), &op, &payload, Arc::new(TerminalObserver));
+                println!();
+                r
+            } else {
+                kernel.invoke(&Principal::User, &format!("caret/{id}"), &op, &payload)
+            };
+            kernel.audit_log().flush();
+            match result {
+                Ok(answer) => {
+                    output::call_result(&answer, global.json)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    output::call_error(&e, global.json)?;
+                    Ok(ExitCode::from(exit::for_call(&e)))
+                }
+            }
+        }
+        Command::RunCommand { file, grants, time, memory, args } => {
+            let kernel = open_kernel(&global, home, None)?;
+            let grants = parse_caps(&grants)?;
+            let limits = Limits {
+                memory_bytes: parse_size(&memory).map_err(|e| anyhow::anyhow!("--memory: {e}"))?,
+                time: parse_duration(&time).map_err(|e| anyhow::anyhow!("--time: {e}"))?,
+                instances: 1,
+            };
+            let mut stdin = Vec::new();
+            if !std::io::stdin().is_terminal() {
+                std::io::stdin().read_to_end(&mut stdin).context("reading stdin")?;
+            }
+            match kernel.run_command(&file, &grants, &args, stdin, limits) {
+                Ok(out) => {
+                    std::io::stdout().write_all(&out.stdout)?;
+                    std::io::stderr().write_all(&out.stderr)?;
+                    Ok(ExitCode::from(u8::try_from(out.status.clamp(0, 255)).unwrap_or(1)))
+                }
+                Err(CommandError::Trap { program, reason, stdout, stderr }) => {
+                    std::io::stdout().write_all(&stdout)?;
+                    std::io::stderr().write_all(&stderr)?;
+                    eprintln!("error: {program}: {reason}");
+                    Ok(ExitCode::from(exit::CARET_FAILED))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::AuditLog { denied, caret, limit } => {
+            let config = load_config(&global, &home)?;
+            init_logging(&config);
+            let path = home.join("audit.jsonl");
+            let (records, bad) = AuditLog::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let selected: Vec<_> = records
+                .into_iter()
+                .filter(|r| !denied || r.decision == Decision::Denied)
+                .filter(|r| caret.as_deref().is_none_or(|c| r.caret.as_deref() == Some(c)))
+                .collect();
+            let skip = selected.len().saturating_sub(limit);
+            output::audit(&selected[skip..], &bad, &path, global.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode> {
+    match command {
+        CaretCommand::Install { path, manifest, grant_requested } => {
+            let installed = match manifest {
+                Some(m) => kernel.install_files(&path, &m)?,
+                None => kernel.install_dir(&path)?,
+            };
+            let id = installed.manifest.id.clone();
+            if grant_requested && !installed.manifest.capabilities.is_empty() {
+                kernel.grant(&id, &installed.manifest.capabilities, &who())?;
+            }
+            output::installed(&kernel.info(&id)?, json)?;
+        }
+        CaretCommand::List => output::caret_list(&kernel.list()?, json)?,
+        CaretCommand::Info { id } => output::caret_info(&kernel.info(&id)?, json)?,
+        CaretCommand::Remove { id } => {
+            let removed = kernel.remove(&id)?;
+            output::message(&format!("removed {} {}", removed.manifest.id, removed.manifest.version), json)?;
+        }
+        CaretCommand::Grant { id, capabilities } => {
+            let caps = parse_caps(&capabilities)?;
+            kernel.grant(&id, &caps, &who())?;
+            output::caret_info(&kernel.info(&id)?, json)?;
+        }
+        CaretCommand::Revoke { id, capabilities } => {
+            let caps = parse_caps(&capabilities)?;
+            let removed = kernel.revoke(&id, &caps)?;
+            for cap in &caps {
+                if !removed.contains(cap) {
+                    eprintln!("note: `{cap}` was not granted to {id}");
+                }
+            }
+            output::caret_info(&kernel.info(&id)?, json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

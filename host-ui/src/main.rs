@@ -1,0 +1,22 @@
+//! `symphony`: the command-line face of the kernel — install, grant, call and audit carets,
+//! run WASI commands, and start the interactive demo on the embedded default.
+
+mod cli;
+mod demo;
+mod exit;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit::code_for(&e);
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}

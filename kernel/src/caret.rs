@@ -1,0 +1,406 @@
+//! A loaded caret: its pre-instantiated component, a pool of warm instances, and calls into
+//! them under the caret's memory cap and per-call time limit.
+
+use crate::audit::AuditLog;
+use crate::capability::CapabilitySet;
+use crate::error::{CallError, ErrorCode, KernelError};
+use crate::host::{CallObserver, CaretState, ScopeRoots};
+use crate::kernel::KernelInner;
+use crate::manifest::{CaretKind, Manifest};
+use crate::wit::since_v0_1_0 as v1;
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+/// A component ready to instantiate as one of the worlds.
+enum WorldPre {
+    Operator(v1::operator::OperatorPre<CaretState>),
+    Instrument(v1::instrument::InstrumentPre<CaretState>),
+    Motif(v1::motif::MotifPre<CaretState>),
+}
+
+enum WorldInstance {
+    Operator(v1::operator::Operator),
+    Instrument(v1::instrument::Instrument),
+    Motif(v1::motif::Motif),
+}
+
+/// One warm instance with its own store.
+struct Live {
+    store: Store<CaretState>,
+    world: WorldInstance,
+    /// The grants generation the instance was built with; stale ones are dropped on return.
+    generation: u64,
+}
+
+/// A caret the kernel can call.
+pub(crate) struct LoadedCaret {
+    pub manifest: Manifest,
+    pub hash: blake3::Hash,
+    engine: Engine,
+    pre: WorldPre,
+    grants: RwLock<(u64, Arc<CapabilitySet>)>,
+    idle: Mutex<Vec<Live>>,
+    /// Instances in existence (idle or busy), bounded by `limits.instances`.
+    existing: Mutex<u32>,
+    freed: Condvar,
+    roots: ScopeRoots,
+    audit: Arc<AuditLog>,
+    epoch_tick: Duration,
+}
+
+#[derive(Deserialize)]
+struct RenderRequest {
+    panel: String,
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct EventRequest {
+    panel: String,
+    #[serde(default)]
+    state: String,
+    event: EventBody,
+}
+
+#[derive(Deserialize)]
+struct EventBody {
+    node: u32,
+    kind: String,
+    #[serde(default)]
+    value: String,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, CallError> {
+    serde_json::to_string(value).map_err(|e| CallError::new(ErrorCode::Internal, e.to_string()))
+}
+
+fn parse_request<'a, T: Deserialize<'a>>(op: &str, payload: &'a str) -> Result<T, CallError> {
+    serde_json::from_str(payload).map_err(|e| CallError::new(ErrorCode::InvalidInput, format!("`{op}` payload: {e}")))
+}
+
+fn from_wit_error(caret: &str, e: v1::Error) -> CallError {
+    let code = match e.code {
+        v1::ErrorCode::InvalidInput => ErrorCode::InvalidInput,
+        v1::ErrorCode::NotFound => ErrorCode::NotFound,
+        v1::ErrorCode::Denied => ErrorCode::Denied,
+        v1::ErrorCode::Failed => ErrorCode::Failed,
+        v1::ErrorCode::Unsupported => ErrorCode::Unsupported,
+    };
+    CallError { code, message: e.message, caret: Some(caret.to_owned()), capability: e.capability }
+}
+
+fn health_str(h: v1::HealthStatus) -> &'static str {
+    match h {
+        v1::HealthStatus::Ok => "ok",
+        v1::HealthStatus::Degraded => "degraded",
+        v1::HealthStatus::Failing => "failing",
+    }
+}
+
+impl LoadedCaret {
+    /// Links `component` for the manifest's kind; fails if it imports what the kernel lacks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        manifest: Manifest,
+        hash: blake3::Hash,
+        engine: &Engine,
+        linker: &Linker<CaretState>,
+        component: &Component,
+        grants: Arc<CapabilitySet>,
+        roots: ScopeRoots,
+        audit: Arc<AuditLog>,
+        epoch_tick: Duration,
+        source: &Path,
+    ) -> Result<Self, KernelError> {
+        let invalid = |e: wasmtime::Error| KernelError::InvalidComponent {
+            path: source.to_path_buf(),
+            reason: format!("cannot link as {}: {e:#}", manifest.kind),
+        };
+        let instance_pre = linker.instantiate_pre(component).map_err(invalid)?;
+        let pre = match manifest.kind {
+            CaretKind::Operator => WorldPre::Operator(v1::operator::OperatorPre::new(instance_pre).map_err(invalid)?),
+            CaretKind::Instrument => {
+                WorldPre::Instrument(v1::instrument::InstrumentPre::new(instance_pre).map_err(invalid)?)
+            }
+            CaretKind::Motif => WorldPre::Motif(v1::motif::MotifPre::new(instance_pre).map_err(invalid)?),
+        };
+        Ok(Self {
+            manifest,
+            hash,
+            engine: engine.clone(),
+            pre,
+            grants: RwLock::new((0, grants)),
+            idle: Mutex::new(Vec::new()),
+            existing: Mutex::new(0),
+            freed: Condvar::new(),
+            roots,
+            audit,
+            epoch_tick,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// The grants new calls run under.
+    pub fn grants(&self) -> Arc<CapabilitySet> {
+        Arc::clone(&self.grants.read().unwrap_or_else(|p| p.into_inner()).1)
+    }
+
+    /// Replaces the grants; warm instances built with the old ones are dropped, and busy
+    /// ones are dropped when their call returns.
+    pub fn set_grants(&self, grants: Arc<CapabilitySet>) {
+        {
+            let mut g = self.grants.write().unwrap_or_else(|p| p.into_inner());
+            *g = (g.0 + 1, grants);
+        }
+        let stale: Vec<Live> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        self.retire(stale.len());
+    }
+
+    fn retire(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+        *existing = existing.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        self.freed.notify_all();
+    }
+
+    fn instantiate(&self, kernel: &Weak<KernelInner>) -> Result<Live, CallError> {
+        let (generation, grants) = {
+            let g = self.grants.read().unwrap_or_else(|p| p.into_inner());
+            (g.0, Arc::clone(&g.1))
+        };
+        let state = CaretState::new(
+            Arc::from(self.id()),
+            grants,
+            &self.roots,
+            self.manifest.limits.memory_bytes,
+            kernel.clone(),
+            Arc::clone(&self.audit),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let failed = |e: wasmtime::Error| {
+            CallError::new(ErrorCode::Trap, format!("instantiation failed: {e:#}")).with_caret(self.id())
+        };
+        let world = match &self.pre {
+            WorldPre::Operator(p) => WorldInstance::Operator(p.instantiate(&mut store).map_err(failed)?),
+            WorldPre::Instrument(p) => WorldInstance::Instrument(p.instantiate(&mut store).map_err(failed)?),
+            WorldPre::Motif(p) => WorldInstance::Motif(p.instantiate(&mut store).map_err(failed)?),
+        };
+        Ok(Live { store, world, generation })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = self.epoch_tick.as_micros().max(1);
+        u64::try_from(self.manifest.limits.time.as_micros().div_ceil(tick)).unwrap_or(u64::MAX).saturating_add(1)
+    }
+
+    /// Takes a warm instance, or makes one if the caret is under its instance limit, else waits
+    /// for one up to the call's time limit.
+    fn acquire(&self, kernel: &Weak<KernelInner>) -> Result<Live, CallError> {
+        let generation = self.grants.read().unwrap_or_else(|p| p.into_inner()).0;
+        loop {
+            let popped = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match popped {
+                Some(live) if live.generation == generation => return Ok(live),
+                Some(stale) => {
+                    drop(stale);
+                    self.retire(1);
+                }
+                None => break,
+            }
+        }
+        let limit = self.manifest.limits.instances;
+        let give_up = Instant::now() + self.manifest.limits.time;
+        {
+            let mut existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+            while *existing >= limit {
+                if let Some(live) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                    return Ok(live);
+                }
+                let now = Instant::now();
+                if now >= give_up {
+                    return Err(CallError::new(
+                        ErrorCode::Busy,
+                        format!("all {limit} instances are busy (raise `limits.instances`)"),
+                    )
+                    .with_caret(self.id()));
+                }
+                existing = self.freed.wait_timeout(existing, give_up - now).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            *existing += 1;
+        }
+        self.instantiate(kernel).inspect_err(|_| self.retire(1))
+    }
+
+    fn release(&self, live: Live) {
+        let generation = self.grants.read().unwrap_or_else(|p| p.into_inner()).0;
+        if live.generation == generation {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(live);
+            self.freed.notify_one();
+        } else {
+            drop(live);
+            self.retire(1);
+        }
+    }
+
+    /// Calls `op` with `payload` on a warm instance. Ops starting with `@` reach the world's
+    /// other exports: `@describe`, `@health`, `@model`, `@theme`, `@panels`, `@render`, `@event`.
+    pub fn call(
+        &self,
+        kernel: &Weak<KernelInner>,
+        principal: &str,
+        op: &str,
+        payload: &str,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Result<String, CallError> {
+        let mut live = self.acquire(kernel)?;
+        {
+            let data = live.store.data_mut();
+            data.observer = observer;
+            data.deadline = Instant::now() + self.manifest.limits.time;
+            data.limiter.hit = false;
+        }
+        live.store.set_epoch_deadline(self.deadline_ticks());
+        live.store.data().take_denial();
+        match self.dispatch(&mut live, op, payload) {
+            Ok(result) => {
+                live.store.data_mut().observer = None;
+                let denial = live.store.data().take_denial();
+                self.release(live);
+                // A caret that failed after being refused something failed because of it.
+                result.map_err(|mut e| {
+                    if let (Some(capability), ErrorCode::Failed) = (denial, e.code) {
+                        e.code = ErrorCode::Denied;
+                        e.capability = Some(capability);
+                    }
+                    e
+                })
+            }
+            Err(trap) => {
+                let error = self.explain_trap(&live, principal, op, &trap);
+                // A trapped instance may be in any state: never reuse it.
+                drop(live);
+                self.retire(1);
+                Err(error)
+            }
+        }
+    }
+
+    fn explain_trap(&self, live: &Live, principal: &str, op: &str, trap: &wasmtime::Error) -> CallError {
+        let target = format!("caret/{}#{op}", self.id());
+        let stderr = live.store.data().stderr_tail();
+        let said = if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") };
+        if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            let limit = self.manifest.limits.time;
+            self.audit.limited(principal, self.id(), "limits.time", &target, format!("{limit:?}"));
+            return CallError::new(ErrorCode::Timeout, format!("`{op}` ran past its time limit of {limit:?} and was stopped"))
+                .with_caret(self.id());
+        }
+        if live.store.data().limiter.hit {
+            let cap = self.manifest.limits.memory_bytes;
+            self.audit.limited(principal, self.id(), "limits.memory", &target, format!("{cap} bytes"));
+            return CallError::new(
+                ErrorCode::OutOfMemory,
+                format!("`{op}` hit the memory cap of {} MiB{said}", cap >> 20),
+            )
+            .with_caret(self.id());
+        }
+        let reason = match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(t) => t.to_string(),
+            None => format!("{trap:#}"),
+        };
+        CallError::new(ErrorCode::Trap, format!("`{op}` trapped: {reason}{said}")).with_caret(self.id())
+    }
+
+    /// Runs the export; the outer error is a trap, the inner one the caret's own answer.
+    fn dispatch(&self, live: &mut Live, op: &str, payload: &str) -> wasmtime::Result<Result<String, CallError>> {
+        let id = self.id();
+        let store = &mut live.store;
+        let unsupported = |what: &str| {
+            Ok(Err(CallError::new(ErrorCode::Unsupported, format!("a {} has no `{what}`", self.manifest.kind)).with_caret(id)))
+        };
+        let from = |e| from_wit_error(id, e);
+        match (&live.world, op) {
+            (WorldInstance::Operator(w), "@describe") => Ok(json(&describe(w.symphony_caret_operator_api().call_describe(store)?))),
+            (WorldInstance::Instrument(w), "@describe") => Ok(json(&describe(w.symphony_caret_instrument_api().call_describe(store)?))),
+            (WorldInstance::Motif(w), "@describe") => Ok(json(&describe(w.symphony_caret_motif_api().call_describe(store)?))),
+            (WorldInstance::Operator(w), "@health") => Ok(Ok(health_str(w.symphony_caret_lifecycle().call_health(store)?).to_owned())),
+            (WorldInstance::Instrument(w), "@health") => Ok(Ok(health_str(w.symphony_caret_lifecycle().call_health(store)?).to_owned())),
+            (WorldInstance::Motif(w), "@health") => Ok(Ok(health_str(w.symphony_caret_lifecycle().call_health(store)?).to_owned())),
+            (WorldInstance::Instrument(w), "@model") => {
+                let card = w.symphony_caret_instrument_api().call_model_info(store)?;
+                Ok(json(&serde_json::json!({
+                    "name": card.name, "task": card.task, "context_window": card.context_window,
+                })))
+            }
+            (WorldInstance::Motif(w), "@theme") => {
+                let tokens = w.symphony_caret_motif_api().call_theme(store)?;
+                let map: serde_json::Map<String, serde_json::Value> =
+                    tokens.into_iter().map(|t| (t.name, serde_json::Value::String(t.value))).collect();
+                Ok(json(&map))
+            }
+            (WorldInstance::Motif(w), "@panels") => Ok(json(&w.symphony_caret_motif_api().call_panels(store)?)),
+            (WorldInstance::Motif(w), "@render") => {
+                let req: RenderRequest = match parse_request(op, payload) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e.with_caret(id))),
+                };
+                match w.symphony_caret_motif_api().call_render(store, &req.panel, &req.state)? {
+                    Ok(nodes) => Ok(json(&nodes.iter().map(vnode_json).collect::<Vec<_>>())),
+                    Err(e) => Ok(Err(from(e))),
+                }
+            }
+            (WorldInstance::Motif(w), "@event") => {
+                let req: EventRequest = match parse_request(op, payload) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e.with_caret(id))),
+                };
+                let event = v1::motif::symphony::caret::ui::UiEvent {
+                    node: req.event.node,
+                    kind: req.event.kind,
+                    value: req.event.value,
+                };
+                Ok(w.symphony_caret_motif_api().call_handle_event(store, &req.panel, &req.state, &event)?.map_err(from))
+            }
+            (_, special) if special.starts_with('@') => unsupported(special),
+            (WorldInstance::Operator(w), _) => Ok(w.symphony_caret_operator_api().call_call(store, op, payload)?.map_err(from)),
+            (WorldInstance::Instrument(w), _) => Ok(w.symphony_caret_instrument_api().call_call(store, op, payload)?.map_err(from)),
+            (WorldInstance::Motif(w), _) => Ok(w.symphony_caret_motif_api().call_call(store, op, payload)?.map_err(from)),
+        }
+    }
+
+    /// Number of instances alive (idle or busy); for tests and the pool's own accounting.
+    pub fn instances(&self) -> u32 {
+        *self.existing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn describe(ops: Vec<v1::OpInfo>) -> serde_json::Value {
+    serde_json::Value::Array(
+        ops.into_iter()
+            .map(|o| serde_json::json!({ "name": o.name, "description": o.description }))
+            .collect(),
+    )
+}
+
+fn vnode_json(n: &v1::motif::symphony::caret::ui::Vnode) -> serde_json::Value {
+    serde_json::json!({
+        "tag": n.tag,
+        "key": n.key,
+        "attrs": n.attrs.iter().map(|a| (a.name.clone(), serde_json::Value::String(a.value.clone()))).collect::<serde_json::Map<_, _>>(),
+        "text": n.text,
+        "children": n.children,
+    })
+}

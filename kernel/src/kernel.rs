@@ -1,0 +1,465 @@
+//! The kernel: owns the engine, the registry, the audit log and the loaded carets, and routes
+//! every call through one proxy (`invoke`) that checks the caller's capabilities.
+
+use crate::audit::AuditLog;
+use crate::capability::{Capability, CapabilitySet};
+use crate::caret::LoadedCaret;
+use crate::config::Config;
+use crate::engine::{build_engine, start_epoch_ticker, CacheOutcome, CompiledCache};
+use crate::error::{CallError, ErrorCode, KernelError};
+use crate::host::{self, CallObserver, CaretState, ScopeRoots};
+use crate::registry::{GrantRecord, HomeLayout, InstalledCaret, Registry};
+use serde::Serialize;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::Engine;
+
+/// How deep carets may call carets through the proxy before the kernel refuses.
+const MAX_CALL_DEPTH: u32 = 16;
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// The person at the CLI or UI: the owner of this home.
+    User,
+    /// A caret, by id: limited to its grants.
+    Caret(String),
+    /// The Conductor: limited to the grants kept under `@conductor`.
+    Conductor,
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::User => f.write_str("user"),
+            Principal::Caret(id) => write!(f, "caret:{id}"),
+            Principal::Conductor => f.write_str("conductor"),
+        }
+    }
+}
+
+/// A native in-process service reachable as `pit/<name>`. The kernel defines the trait; the
+/// binary that composes the system registers the services, so the kernel names none of them.
+pub trait Service: Send + Sync {
+    /// The name after `pit/`.
+    fn name(&self) -> &str;
+    /// Handles `op` with a JSON payload.
+    fn call(&self, principal: &Principal, op: &str, payload: &str) -> Result<String, CallError>;
+}
+
+/// What `invoke` may reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Caret(String),
+    Pit(String),
+}
+
+impl Target {
+    /// Parses `caret/<id>` or `pit/<service>`.
+    pub fn parse(text: &str) -> Result<Self, CallError> {
+        let bad = || {
+            CallError::new(
+                ErrorCode::InvalidInput,
+                format!("target `{text}` is not `caret/<id>` or `pit/<service>`"),
+            )
+        };
+        let (kind, name) = text.split_once('/').ok_or_else(bad)?;
+        if name.is_empty() || name.contains('/') {
+            return Err(bad());
+        }
+        match kind {
+            "caret" => Ok(Target::Caret(name.to_owned())),
+            "pit" => Ok(Target::Pit(name.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Where the kernel lives and what it serves.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    /// The state directory (`--home`, `SYMPHONY_HOME`).
+    pub home: PathBuf,
+    /// The directory `workspace` scopes mean.
+    pub workspace: PathBuf,
+    pub config: Config,
+}
+
+pub(crate) struct KernelInner {
+    pub engine: Engine,
+    pub linker: Linker<CaretState>,
+    pub registry: Registry,
+    pub audit: Arc<AuditLog>,
+    pub cache: CompiledCache,
+    pub workspace: PathBuf,
+    pub config: Config,
+    carets: RwLock<HashMap<String, Arc<LoadedCaret>>>,
+    services: RwLock<HashMap<String, Arc<dyn Service>>>,
+    self_ref: Weak<KernelInner>,
+}
+
+/// The Symphony kernel. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Kernel {
+    inner: Arc<KernelInner>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel").field("home", &self.inner.registry.layout().root).finish()
+    }
+}
+
+/// A loaded caret as the CLI and UI show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaretStatus {
+    #[serde(flatten)]
+    pub installed: InstalledCaret,
+    pub grants: Vec<GrantRecord>,
+}
+
+/// What loading a caret cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadReport {
+    pub id: String,
+    pub cache: CacheOutcome,
+}
+
+thread_local! {
+    /// Depth of nested proxy calls on this thread (caret → caret → …).
+    static CALL_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter() -> Result<Self, CallError> {
+        CALL_DEPTH.with(|d| {
+            if d.get() >= MAX_CALL_DEPTH {
+                return Err(CallError::new(
+                    ErrorCode::Failed,
+                    format!("calls nested deeper than {MAX_CALL_DEPTH} carets; is a caret calling itself in a loop?"),
+                ));
+            }
+            d.set(d.get() + 1);
+            Ok(DepthGuard)
+        })
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        CALL_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+impl Kernel {
+    /// Opens (creating) the home and starts the engine. Carets load lazily on first call.
+    pub fn open(options: KernelOptions) -> Result<Self, KernelError> {
+        let KernelOptions { home, workspace, config } = options;
+        std::fs::create_dir_all(&home).map_err(|e| KernelError::io(&home, e))?;
+        let layout = HomeLayout { root: home };
+        let sentinel = layout.sentinel_root();
+        std::fs::create_dir_all(&sentinel).map_err(|e| KernelError::io(&sentinel, e))?;
+        let workspace = workspace.canonicalize().map_err(|e| KernelError::io(&workspace, e))?;
+        let audit = Arc::new(
+            AuditLog::open(&layout.audit_log(), config.kernel.audit_sample)
+                .map_err(|e| KernelError::io(layout.audit_log(), e))?,
+        );
+        let engine = match build_engine(config.kernel.pooling) {
+            Ok(e) => e,
+            Err(e) if config.kernel.pooling => {
+                // Pooling reserves address space up front; where that is refused, run without.
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                build_engine(false)?
+            }
+            Err(e) => return Err(e),
+        };
+        start_epoch_ticker(&engine, Duration::from_millis(config.kernel.epoch_tick_ms));
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker).map_err(|e| KernelError::Engine(format!("{e:#}")))?;
+        let cache = CompiledCache::new(&engine, config.kernel.compiled_cache.then(|| layout.compiled_cache()));
+        let inner = Arc::new_cyclic(|self_ref| KernelInner {
+            engine,
+            linker,
+            registry: Registry::new(layout),
+            audit,
+            cache,
+            workspace,
+            config,
+            carets: RwLock::new(HashMap::new()),
+            services: RwLock::new(HashMap::new()),
+            self_ref: self_ref.clone(),
+        });
+        Ok(Self { inner })
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<KernelInner> {
+        &self.inner
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.inner.workspace
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// Registers a native service as `pit/<name>`.
+    pub fn register_service(&self, service: Arc<dyn Service>) {
+        let mut services = self.inner.services.write().unwrap_or_else(|p| p.into_inner());
+        services.insert(service.name().to_owned(), service);
+    }
+
+    /// Installs a caret from its directory and (re)loads it if it was loaded.
+    pub fn install_dir(&self, dir: &Path) -> Result<InstalledCaret, KernelError> {
+        let installed = self.inner.registry.install_dir(dir)?;
+        self.unload(&installed.manifest.id);
+        Ok(installed)
+    }
+
+    /// Installs a component with a separate manifest.
+    pub fn install_files(&self, wasm: &Path, manifest: &Path) -> Result<InstalledCaret, KernelError> {
+        let installed = self.inner.registry.install_files(wasm, manifest)?;
+        self.unload(&installed.manifest.id);
+        Ok(installed)
+    }
+
+    /// Every installed caret with its grants.
+    pub fn list(&self) -> Result<Vec<CaretStatus>, KernelError> {
+        self.inner
+            .registry
+            .list()?
+            .into_iter()
+            .map(|installed| {
+                let grants = self.inner.registry.grant_records(&installed.manifest.id)?;
+                Ok(CaretStatus { installed, grants })
+            })
+            .collect()
+    }
+
+    /// One installed caret with its grants.
+    pub fn info(&self, id: &str) -> Result<CaretStatus, KernelError> {
+        let installed = self.inner.registry.get(id)?;
+        let grants = self.inner.registry.grant_records(id)?;
+        Ok(CaretStatus { installed, grants })
+    }
+
+    /// Removes a caret, its grants, and its loaded instances.
+    pub fn remove(&self, id: &str) -> Result<InstalledCaret, KernelError> {
+        let removed = self.inner.registry.remove(id)?;
+        self.unload(id);
+        Ok(removed)
+    }
+
+    /// Grants capabilities (each must narrow what the manifest asks); applies to new calls at once.
+    pub fn grant(&self, id: &str, caps: &[Capability], by: &str) -> Result<Vec<GrantRecord>, KernelError> {
+        let records = self.inner.registry.grant(id, caps, by)?;
+        self.refresh_grants(id)?;
+        Ok(records)
+    }
+
+    /// Revokes capabilities; calls that start afterwards run without them.
+    pub fn revoke(&self, id: &str, caps: &[Capability]) -> Result<Vec<Capability>, KernelError> {
+        let removed = self.inner.registry.revoke(id, caps)?;
+        self.refresh_grants(id)?;
+        Ok(removed)
+    }
+
+    fn refresh_grants(&self, id: &str) -> Result<(), KernelError> {
+        let loaded = self.inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        if let Some(caret) = loaded {
+            caret.set_grants(Arc::new(self.inner.registry.grants(id)?));
+        }
+        Ok(())
+    }
+
+    fn unload(&self, id: &str) {
+        self.inner.carets.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Loads an installed caret (from the compiled cache when possible).
+    pub fn load(&self, id: &str) -> Result<LoadReport, KernelError> {
+        let (_, cache) = load(&self.inner, id)?;
+        Ok(LoadReport { id: id.to_owned(), cache })
+    }
+
+    /// Loads every installed caret; returns what each load cost or why it failed.
+    pub fn load_all(&self) -> Result<Vec<Result<LoadReport, (String, KernelError)>>, KernelError> {
+        Ok(self
+            .inner
+            .registry
+            .list()?
+            .into_iter()
+            .map(|c| self.load(&c.manifest.id).map_err(|e| (c.manifest.id.clone(), e)))
+            .collect())
+    }
+
+    /// Instances alive for a loaded caret (0 when not loaded).
+    pub fn instances(&self, id: &str) -> u32 {
+        self.inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id).map_or(0, |c| c.instances())
+    }
+
+    /// The one call path: `principal` invokes `op` on `target` with a JSON payload.
+    pub fn invoke(&self, principal: &Principal, target: &str, op: &str, payload: &str) -> Result<String, CallError> {
+        invoke(&self.inner, principal, target, op, payload, None)
+    }
+
+    /// `invoke`, with an observer that receives streamed chunks and progress.
+    pub fn invoke_observed(
+        &self,
+        principal: &Principal,
+        target: &str,
+        op: &str,
+        payload: &str,
+        observer: Arc<dyn CallObserver>,
+    ) -> Result<String, CallError> {
+        invoke(&self.inner, principal, target, op, payload, Some(observer))
+    }
+}
+
+fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOutcome), KernelError> {
+    if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+        return Ok((Arc::clone(c), CacheOutcome::Hit));
+    }
+    let layout = inner.registry.layout();
+    let installed = inner.registry.get(id)?;
+    let path = installed.component_path(layout);
+    let bytes = std::fs::read(&path).map_err(|e| KernelError::io(&path, e))?;
+    let hash = blake3::hash(&bytes);
+    if hash.to_hex().as_str() != installed.hash {
+        return Err(KernelError::Corrupt {
+            path,
+            what: "installed component",
+            line: 0,
+            reason: format!("BLAKE3 {} does not match the recorded {}; reinstall the caret", hash.to_hex(), installed.hash),
+        });
+    }
+    let (component, outcome) = inner.cache.load(&inner.engine, &bytes, &hash, &path)?;
+    let roots = ScopeRoots {
+        workspace: inner.workspace.clone(),
+        data: layout.caret_data(id),
+        cache: layout.caret_cache(id),
+        sentinel: layout.sentinel_root(),
+        workspace_at_root: false,
+    };
+    let grants = Arc::new(grants_or_none(inner, id));
+    let caret = Arc::new(LoadedCaret::new(
+        installed.manifest,
+        hash,
+        &inner.engine,
+        &inner.linker,
+        &component,
+        grants,
+        roots,
+        Arc::clone(&inner.audit),
+        Duration::from_millis(inner.config.kernel.epoch_tick_ms),
+        &path,
+    )?);
+    tracing::info!(caret = id, hash = %caret.hash.to_hex(), cache = ?outcome, "loaded");
+    let mut carets = inner.carets.write().unwrap_or_else(|p| p.into_inner());
+    // Another thread may have loaded it meanwhile; keep the first so pools are not split.
+    let kept = carets.entry(id.to_owned()).or_insert(caret);
+    Ok((Arc::clone(kept), outcome))
+}
+
+/// The capability a principal needs to reach `target`/`op`.
+fn required_capability(target: &Target, op: &str) -> Capability {
+    match target {
+        Target::Caret(id) => Capability::CaretCall { caret: id.clone(), op: Some(op.to_owned()) },
+        Target::Pit(service) => Capability::Pit { service: service.clone(), op: Some(op.to_owned()) },
+    }
+}
+
+fn principal_grants(inner: &KernelInner, principal: &Principal) -> Result<Option<Arc<CapabilitySet>>, CallError> {
+    let id = match principal {
+        Principal::User => return Ok(None),
+        Principal::Caret(id) => id.as_str(),
+        Principal::Conductor => "@conductor",
+    };
+    if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+        return Ok(Some(c.grants()));
+    }
+    Ok(Some(Arc::new(grants_or_none(inner, id))))
+}
+
+/// The grants of a principal; when they cannot be read (a corrupt grants file) the kernel
+/// fails closed, with no grants, and keeps serving.
+fn grants_or_none(inner: &KernelInner, id: &str) -> CapabilitySet {
+    inner.registry.grants(id).unwrap_or_else(|e| {
+        tracing::error!(principal = id, error = %e, "grants unreadable; running with none");
+        CapabilitySet::default()
+    })
+}
+
+/// The proxy. Every caller (CLI, UI, melodies, Conductor, carets) comes through here.
+pub(crate) fn invoke(
+    inner: &Arc<KernelInner>,
+    principal: &Principal,
+    target_text: &str,
+    op: &str,
+    payload: &str,
+    observer: Option<Arc<dyn CallObserver>>,
+) -> Result<String, CallError> {
+    let _span = tracing::debug_span!("proxy.invoke", %principal, target = target_text, op).entered();
+    let _depth = DepthGuard::enter()?;
+    let target = Target::parse(target_text)?;
+    if op.is_empty() {
+        return Err(CallError::new(ErrorCode::InvalidInput, "op is empty"));
+    }
+    let principal_text = principal.to_string();
+    let caller_caret = match principal {
+        Principal::Caret(id) => Some(id.as_str()),
+        _ => None,
+    };
+    let audit_target = format!("{target_text}#{op}");
+    let needed = required_capability(&target, op);
+    let needed_text = needed.to_string();
+    if let Some(grants) = principal_grants(inner, principal)? {
+        if !grants.allows(&needed) {
+            inner.audit.denied(&principal_text, caller_caret, &needed_text, &audit_target, None);
+            let mut e = CallError::denied(format!("{principal} may not call {target_text} `{op}`"), needed_text);
+            e.caret = caller_caret.map(str::to_owned);
+            return Err(e);
+        }
+    }
+    inner.audit.allowed(&principal_text, caller_caret, Some(&needed_text), &audit_target);
+
+    match target {
+        Target::Caret(id) => {
+            let caret = match load(inner, &id) {
+                Ok((c, _)) => c,
+                Err(KernelError::NotInstalled(_)) => {
+                    return Err(CallError::new(ErrorCode::NotFound, format!("no caret `{id}` is installed")));
+                }
+                Err(e) => return Err(CallError::new(ErrorCode::Failed, e.to_string()).with_caret(id)),
+            };
+            caret.call(&inner.self_ref, &principal_text, op, payload, observer)
+        }
+        Target::Pit(name) => {
+            let service = inner.services.read().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
+            match service {
+                Some(s) => s.call(principal, op, payload),
+                None => Err(CallError::new(ErrorCode::NotFound, format!("no Pit service `{name}` is running"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `cargo xtask`: builds the carets for wasm32-wasip2, runs every test, starts the demo, runs
+//! the benchmarks. Each step installs what it needs (the wasm target) itself.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+  carets        build every caret in extensions/ for wasm32-wasip2 into <caret>/build/
+  test          build the carets, then run every test
+  start [args]  build the carets and start Symphony on the example workspace
+  bench         build in release and run the benchmarks (results: BENCHMARKS.md)";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = repo_root()?;
+    match task.as_str() {
+        "carets" => build_carets(&root).map(|_| ()),
+        "test" => test(&root),
+        "start" => start(&root, &rest),
+        "bench" => bench(&root, &rest),
+        _ => {
+            eprintln!("{USAGE}");
+            bail!("unknown task `{task}`")
+        }
+    }
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(_) => run(Command::new("rustup").args(["target", "add", WASM_TARGET])),
+        // Without rustup the target must come with the toolchain; cargo will say if it does not.
+        Err(_) => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PackageManifest {
+    package: Package,
+    #[serde(default)]
+    lib: Option<toml::Value>,
+    #[serde(default)]
+    bin: Vec<Bin>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Bin {
+    name: String,
+}
+
+/// A caret (or command) package under `extensions/`.
+struct WasmPackage {
+    dir: PathBuf,
+    name: String,
+    /// The artifact cargo writes: `<lib>.wasm` or `<bin>.wasm`.
+    artifact: String,
+}
+
+fn wasm_packages(extensions: &Path) -> Result<Vec<WasmPackage>> {
+    let mut dirs = Vec::new();
+    for parent in [extensions.to_path_buf(), extensions.join("tests")] {
+        for entry in std::fs::read_dir(&parent).with_context(|| format!("listing {}", parent.display()))? {
+            let dir = entry?.path();
+            if dir.join("Cargo.toml").is_file() {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.sort();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let text = std::fs::read_to_string(dir.join("Cargo.toml"))?;
+        let m: PackageManifest = toml::from_str(&text).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
+        let artifact = match (&m.lib, m.bin.first()) {
+            (Some(_), _) => format!("{}.wasm", m.package.name.replace('-', "_")),
+            (None, Some(bin)) => format!("{}.wasm", bin.name),
+            (None, None) => format!("{}.wasm", m.package.name.replace('-', "_")),
+        };
+        out.push(WasmPackage { dir, name: m.package.name, artifact });
+    }
+    Ok(out)
+}
+
+fn extensions_target(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("extensions"),
+        None => root.join("extensions").join("target"),
+    }
+}
+
+/// Builds every package in `extensions/` for wasm32-wasip2 and copies each component to
+/// `<package>/build/`, where its `Symphony.toml` points.
+fn build_carets(root: &Path) -> Result<Vec<PathBuf>> {
+    ensure_wasm_target()?;
+    let extensions = root.join("extensions");
+    let target_dir = extensions_target(root);
+    let mut built = Vec::new();
+    // One cargo run per package: the SDK's kind features must not unify across carets.
+    for pkg in wasm_packages(&extensions)? {
+        run(Command::new(env!("CARGO"))
+            .current_dir(&extensions)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .args(["build", "--quiet", "--release", "--target", WASM_TARGET, "-p", &pkg.name]))?;
+        let from = target_dir.join(WASM_TARGET).join("release").join(&pkg.artifact);
+        let dest_dir = pkg.dir.join("build");
+        std::fs::create_dir_all(&dest_dir)?;
+        let dest = dest_dir.join(&pkg.artifact);
+        std::fs::copy(&from, &dest).with_context(|| format!("copying {} to {}", from.display(), dest.display()))?;
+        let size = std::fs::metadata(&dest)?.len();
+        eprintln!("  {} -> {} ({} KiB)", pkg.name, dest.strip_prefix(root).unwrap_or(&dest).display(), size / 1024);
+        built.push(dest);
+    }
+    Ok(built)
+}
+
+fn test(root: &Path) -> Result<()> {
+    build_carets(root)?;
+    run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]))?;
+    Ok(())
+}
+
+fn start(root: &Path, args: &[String]) -> Result<()> {
+    build_carets(root)?;
+    let workspace = root.join("host-ui").join("example-workspace");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root).args(["run", "--quiet", "-p", "symphony", "--", "--workspace"]).arg(&workspace);
+    cmd.args(["start", "--carets"]).arg(root.join("extensions")).args(args);
+    run(&mut cmd)
+}
+
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    build_carets(root)?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root).args(["bench", "-p", "symphony-bench", "--bench", "kernel", "--"]).args(args);
+    run(&mut cmd)
+}
