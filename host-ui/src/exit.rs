@@ -51,6 +51,9 @@ pub fn code_for(e: &anyhow::Error) -> ExitCode {
         if let Some(c) = cause.downcast_ref::<CallError>() {
             return ExitCode::from(for_call(c));
         }
+        if cause.downcast_ref::<symphony_kernel::capability::CapabilityParseError>().is_some() {
+            return ExitCode::from(INVALID);
+        }
         if let Some(c) = cause.downcast_ref::<CommandError>() {
             return ExitCode::from(match c {
                 CommandError::Kernel(k) => for_kernel(k),

@@ -1,13 +1,19 @@
 //! Audits filesystem denials. Preopens alone refuse escapes silently (and an absolute path
 //! outside every preopen never even reaches the host), so the kernel mounts an empty, read-only
-//! sentinel directory at `/` and wraps `open-at`: every open outside the granted scopes, and
-//! every `..`/symlink escape refused by cap-std, becomes a typed error and an audit record.
+//! sentinel directory at `/` and wraps every path-taking filesystem call: each one outside the
+//! granted scopes, and each `..`/symlink escape refused by cap-std, becomes a typed error and
+//! an audit record.
+//!
+//! Limit: for some `stat` calls on paths outside every preopen the guest's libc answers
+//! "not found" itself without calling the host; nothing is exposed, but such a probe leaves no
+//! audit record. Opens, reads, writes and listings always reach the host.
 
 use crate::host::CaretState;
 use wasmtime::component::{Linker, Resource};
 use wasmtime::StoreContextMut;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
+use wasmtime_wasi::p2::FsResult;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     Descriptor, DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
@@ -33,10 +39,48 @@ fn needed_capability(guest_path: Option<&str>, writing: bool) -> String {
     }
 }
 
-type OpenAtParams = (Resource<Descriptor>, PathFlags, String, OpenFlags, DescriptorFlags);
+/// Runs one path-taking filesystem call for the guest: refuses it outright when it is based on
+/// the sentinel, and audits refusals the host gives (escapes, writes to read-only scopes).
+fn guarded<T>(
+    state: &mut CaretState,
+    base: u32,
+    path: &str,
+    writing: bool,
+    call: impl FnOnce(&mut CaretState) -> FsResult<T>,
+) -> wasmtime::Result<Result<T, ErrorCode>> {
+    let outside = state.sentinel == Some(base);
+    let result = if outside {
+        // Nothing under the sentinel is ever served, not even its empty directory.
+        Err(ErrorCode::Access)
+    } else {
+        match call(state) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(e.downcast()?.into()),
+        }
+    };
+    if let Err(code) = &result {
+        let reason = match code {
+            _ if outside => Some("outside every granted scope"),
+            ErrorCode::NotPermitted => Some("escapes its scope (`..` or a symlink) or needs write access"),
+            ErrorCode::Access | ErrorCode::ReadOnly => Some("needs write access to a read-only scope"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            let shown = if outside { format!("/{}", path.trim_start_matches('/')) } else { path.to_owned() };
+            let capability = needed_capability(outside.then_some(shown.as_str()), writing);
+            let principal = format!("caret:{}", state.caret);
+            state.audit.denied(&principal, Some(&state.caret), &capability, &shown, Some(reason.to_owned()));
+            state.note_denial(capability);
+        }
+    }
+    Ok(result)
+}
 
-/// Replaces `get-directories` (to learn which handle is the sentinel) and `descriptor.open-at`
-/// (to audit what is refused) in a linker that already has WASI.
+type Fd = Resource<Descriptor>;
+
+/// Replaces `get-directories` (to learn which handle is the sentinel) and every path-taking
+/// `descriptor` method (to refuse and audit what falls outside the grants) in a linker that
+/// already has WASI.
 pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut preopens = linker.instance(&format!("wasi:filesystem/preopens@{WASI_FILESYSTEM}"))?;
@@ -48,41 +92,58 @@ pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
         }
         Ok((dirs,))
     })?;
-    let mut types = linker.instance(&format!("wasi:filesystem/types@{WASI_FILESYSTEM}"))?;
-    types.func_wrap(
+    let mut t = linker.instance(&format!("wasi:filesystem/types@{WASI_FILESYSTEM}"))?;
+    t.func_wrap(
         "[method]descriptor.open-at",
-        |mut store: StoreContextMut<'_, CaretState>, (fd, path_flags, path, oflags, flags): OpenAtParams| {
-            let state = store.data_mut();
-            let outside = state.sentinel == Some(fd.rep());
+        |mut store: Store<'_>, (fd, pf, path, oflags, flags): (Fd, PathFlags, String, OpenFlags, DescriptorFlags)| {
             let writing = flags.contains(DescriptorFlags::WRITE)
                 || oflags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE);
-            let result: Result<Resource<Descriptor>, ErrorCode> = if outside {
-                // Nothing under the sentinel is ever served, not even its empty directory.
-                Err(ErrorCode::Access)
-            } else {
-                match HostDescriptor::open_at(&mut state.filesystem(), fd, path_flags, path.clone(), oflags, flags) {
-                    Ok(d) => Ok(d),
-                    Err(e) => Err(e.downcast()?.into()),
-                }
-            };
-            if let Err(code) = &result {
-                let reason = match code {
-                    _ if outside => Some("outside every granted scope"),
-                    ErrorCode::NotPermitted => Some("escapes its scope (`..` or a symlink) or needs write access"),
-                    ErrorCode::Access | ErrorCode::ReadOnly => Some("needs write access to a read-only scope"),
-                    _ => None,
-                };
-                if let Some(reason) = reason {
-                    let shown = if outside { format!("/{}", path.trim_start_matches('/')) } else { path.clone() };
-                    let capability = needed_capability(outside.then_some(shown.as_str()), writing);
-                    let principal = format!("caret:{}", state.caret);
-                    state.audit.denied(&principal, Some(&state.caret), &capability, &shown, Some(reason.to_owned()));
-                    state.note_denial(capability);
-                }
+            let base = fd.rep();
+            let p = path.clone();
+            Ok((guarded(store.data_mut(), base, &path, writing, |s| {
+                HostDescriptor::open_at(&mut s.filesystem(), fd, pf, p, oflags, flags)
+            })?,))
+        },
+    )?;
+    t.func_wrap("[method]descriptor.stat-at", |mut store: Store<'_>, (fd, pf, path): (Fd, PathFlags, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, false, |s| HostDescriptor::stat_at(&mut s.filesystem(), fd, pf, p))?,))
+    })?;
+    t.func_wrap("[method]descriptor.readlink-at", |mut store: Store<'_>, (fd, path): (Fd, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, false, |s| HostDescriptor::readlink_at(&mut s.filesystem(), fd, p))?,))
+    })?;
+    t.func_wrap("[method]descriptor.create-directory-at", |mut store: Store<'_>, (fd, path): (Fd, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, true, |s| HostDescriptor::create_directory_at(&mut s.filesystem(), fd, p))?,))
+    })?;
+    t.func_wrap("[method]descriptor.remove-directory-at", |mut store: Store<'_>, (fd, path): (Fd, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, true, |s| HostDescriptor::remove_directory_at(&mut s.filesystem(), fd, p))?,))
+    })?;
+    t.func_wrap("[method]descriptor.unlink-file-at", |mut store: Store<'_>, (fd, path): (Fd, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, true, |s| HostDescriptor::unlink_file_at(&mut s.filesystem(), fd, p))?,))
+    })?;
+    t.func_wrap("[method]descriptor.symlink-at", |mut store: Store<'_>, (fd, target, path): (Fd, String, String)| {
+        let (base, p) = (fd.rep(), path.clone());
+        Ok((guarded(store.data_mut(), base, &path, true, |s| HostDescriptor::symlink_at(&mut s.filesystem(), fd, target, p))?,))
+    })?;
+    t.func_wrap(
+        "[method]descriptor.rename-at",
+        |mut store: Store<'_>, (fd, old, new_fd, new): (Fd, String, Fd, String)| {
+            let state = store.data_mut();
+            // Either side on the sentinel is outside; check the destination first.
+            if state.sentinel == Some(new_fd.rep()) {
+                let new_base = new_fd.rep();
+                return Ok((guarded(state, new_base, &new, true, |_| Ok(()))?,));
             }
-            Ok((result,))
+            let (base, o) = (fd.rep(), old.clone());
+            Ok((guarded(state, base, &old, true, |s| HostDescriptor::rename_at(&mut s.filesystem(), fd, o, new_fd, new))?,))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
+
+type Store<'a> = StoreContextMut<'a, CaretState>;

@@ -144,10 +144,10 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 impl NgramComplete {
     fn train(&mut self) -> Result<TrainReport, Error> {
         let root = Path::new(WORKSPACE);
-        if std::fs::metadata(root).is_err() {
-            return Err(Error::failed(
-                "the workspace is not visible: grant `fs.read:workspace` to train on it",
-            ));
+        if let Err(e) = std::fs::read_dir(root) {
+            return Err(Error::failed(format!(
+                "the workspace is not visible ({e}): grant `fs.read:workspace` to train on it"
+            )));
         }
         let mut files = Vec::new();
         collect_files(root, &mut files);

@@ -72,18 +72,18 @@ fn read_text(path: &Path) -> Result<String, Error> {
         .map_err(|e| Error::failed(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Walks `root` depth-first, skipping hidden entries and build output.
+/// Walks `root` depth-first, skipping hidden entries and build output. Opens rather than
+/// stats, so a missing grant shows up as the kernel's denial.
 fn walk(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let meta = std::fs::metadata(root)
-        .map_err(|e| Error::failed(format!("cannot open {}: {e}", root.display())))?;
-    if meta.is_file() {
-        out.push(root.to_path_buf());
-        return Ok(());
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(root)
-        .map_err(|e| Error::failed(format!("cannot list {}: {e}", root.display())))?
-        .filter_map(Result::ok)
-        .collect();
+    let listing = match std::fs::read_dir(root) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory || root.is_file() => {
+            out.push(root.to_path_buf());
+            return Ok(());
+        }
+        Err(e) => return Err(Error::failed(format!("cannot list {}: {e}", root.display()))),
+    };
+    let mut entries: Vec<_> = listing.filter_map(Result::ok).collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();

@@ -70,6 +70,21 @@ fn fs_without_any_grant_sees_nothing() {
 }
 
 #[test]
+fn fs_listing_outside_scopes_is_denied_and_audited() {
+    let f = hostile();
+    for dir in ["/", "/workspace", "/etc"] {
+        let err = f.call("hostile", "list", dir).expect_err(dir);
+        assert_eq!(err.code, ErrorCode::Denied, "{dir}: {err}");
+    }
+    assert_eq!(f.denials("hostile", "fs.read").len(), 3);
+    // `stat` never reveals anything outside the scopes, whatever layer answers it.
+    for path in ["/etc/passwd", "/workspace/notes.md"] {
+        let err = f.call("hostile", "stat", path).expect_err(path);
+        assert!(!err.message.contains("bytes"), "{path}: {err}");
+    }
+}
+
+#[test]
 fn fs_write_needs_a_write_grant() {
     let f = hostile();
     f.grant("hostile", &["fs.read:workspace"]);

@@ -20,7 +20,7 @@ impl Caret for Hostile {}
 
 impl Operator for Hostile {
     fn describe(&self) -> Vec<OpInfo> {
-        ["read", "write", "env", "connect", "spawn", "loop", "membomb", "panic", "call"]
+        ["read", "stat", "list", "write", "env", "connect", "spawn", "loop", "membomb", "panic", "call"]
             .iter()
             .map(|op| OpInfo::new(*op, "an escape attempt"))
             .collect()
@@ -30,6 +30,12 @@ impl Operator for Hostile {
         match op {
             // `input` is the path: `/workspace/../secret`, `/etc/passwd`, `/workspace/link` …
             "read" => read(input),
+            "stat" => std::fs::metadata(input)
+                .map(|m| format!("{} bytes", m.len()))
+                .map_err(|e| Error::failed(format!("stat {input}: {e}"))),
+            "list" => std::fs::read_dir(input)
+                .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>().join(","))
+                .map_err(|e| Error::failed(format!("list {input}: {e}"))),
             "write" => std::fs::write(input, b"pwned")
                 .map(|()| "written".to_owned())
                 .map_err(|e| Error::failed(format!("write {input}: {e}"))),

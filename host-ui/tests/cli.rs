@@ -1,0 +1,205 @@
+//! The `symphony` binary end to end, as the README's tour uses it: install, call (denied),
+//! grant, call, revoke, see the denial in the audit log; plus `--json`, exit codes, config.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Cli {
+    root: tempfile::TempDir,
+}
+
+fn extensions() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../extensions")
+}
+
+impl Cli {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("ws")).unwrap();
+        std::fs::write(root.path().join("ws/todo.txt"), "TODO: ship it\nand more\n").unwrap();
+        Self { root }
+    }
+
+    fn run_with(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_symphony"));
+        cmd.arg("--home").arg(self.root.path().join("home")).arg("--workspace").arg(self.root.path().join("ws"));
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env_remove("SYMPHONY_HOME").env_remove("SYMPHONY_LOG_FORMAT").env_remove("SYMPHONY_LOG_LEVEL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, b"", &[])
+    }
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn readme_tour_install_grant_call_revoke_audit() {
+    let cli = Cli::new();
+    let caret = extensions().join("text-tools");
+    let caret = caret.to_str().unwrap();
+
+    let out = cli.run(&["caret", "install", caret]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("installed text-tools 0.1.0 (operator)"), "{}", text(&out.stdout));
+
+    // Not granted yet: a typed denial, exit code 3, naming the capability.
+    let out = cli.run(&["call", "text-tools", "todos"]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("needs `fs.read:workspace`"), "{}", text(&out.stderr));
+
+    let out = cli.run(&["caret", "grant", "text-tools", "fs.read:workspace"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = cli.run(&["call", "text-tools", "todos"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("TODO: ship it"), "{}", text(&out.stdout));
+
+    let out = cli.run(&["caret", "revoke", "text-tools", "fs.read:workspace"]);
+    assert_eq!(code(&out), 0);
+    let out = cli.run(&["call", "text-tools", "todos"]);
+    assert_eq!(code(&out), 3);
+
+    let out = cli.run(&["audit-log", "--denied"]);
+    assert_eq!(code(&out), 0);
+    let log = text(&out.stdout);
+    assert_eq!(log.matches("DENIED").count(), 2, "{log}");
+    assert!(log.contains("caret:text-tools") && log.contains("fs.read:workspace"), "{log}");
+
+    let out = cli.run(&["--json", "audit-log", "--denied", "--caret", "text-tools"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["records"].as_array().unwrap().len(), 2);
+    assert_eq!(json["records"][0]["decision"], "denied");
+}
+
+#[test]
+fn json_output_and_exit_codes() {
+    let cli = Cli::new();
+    let out = cli.run(&["--json", "caret", "install", extensions().join("text-tools").to_str().unwrap(), "--grant-requested"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["manifest"]["id"], "text-tools");
+    assert_eq!(json["grants"][0]["capability"], "fs.read:workspace");
+
+    let out = cli.run(&["--json", "caret", "list"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+
+    let out = cli.run(&["--json", "call", "text-tools", "stats", r#"{"path":"todo.txt"}"#]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"]["lines"], 2);
+
+    let out = cli.run(&["--json", "call", "text-tools", "stats", "not json"]);
+    assert_eq!(code(&out), 5, "{} {}", text(&out.stdout), text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["code"], "invalid-input");
+    assert_eq!(json["error"]["caret"], "text-tools");
+
+    assert_eq!(code(&cli.run(&["call", "nobody", "x"])), 4);
+    assert_eq!(code(&cli.run(&["caret", "info", "nobody"])), 4);
+    let out = cli.run(&["caret", "grant", "text-tools", "net.connect:*:*"]);
+    assert_eq!(code(&out), 3);
+    assert!(text(&out.stderr).contains("does not ask for it"), "{}", text(&out.stderr));
+    let out = cli.run(&["caret", "grant", "text-tools", "fs.read:/etc"]);
+    assert_eq!(code(&out), 5);
+    assert!(text(&out.stderr).contains("invalid capability `fs.read:/etc`"), "{}", text(&out.stderr));
+
+    // Payload from stdin.
+    let out = cli.run_with(&["call", "text-tools", "upper", "-"], b"piped", &[]);
+    assert_eq!(text(&out.stdout).trim(), "PIPED");
+}
+
+#[test]
+fn a_bad_manifest_is_reported_with_file_line_and_field() {
+    let cli = Cli::new();
+    let dir = cli.root.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Symphony.toml"),
+        "[caret]\nid = \"bad\"\nname = \"Bad\"\nversion = \"one\"\nkind = \"operator\"\napi = \"0.1.0\"\ncomponent = \"x.wasm\"\n",
+    )
+    .unwrap();
+    let out = cli.run(&["caret", "install", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 5);
+    let err = text(&out.stderr);
+    assert!(err.contains("Symphony.toml:4:11: `caret.version`"), "{err}");
+}
+
+#[test]
+fn run_command_runs_a_wasi_tool_with_only_its_grants() {
+    let cli = Cli::new();
+    let wc = extensions().join("wc-command/build/wc.wasm");
+    let wc = wc.to_str().unwrap();
+    let out = cli.run_with(&["run-command", wc], b"a b c\n", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1 3 6\n");
+
+    let out = cli.run(&["run-command", wc, "--", "todo.txt"]);
+    assert_eq!(code(&out), 1, "no grant, no file");
+    let out = cli.run(&["run-command", wc, "--grant", "fs.read:workspace", "--", "todo.txt"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2 5 23 todo.txt\n");
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_logs_can_be_json() {
+    let cli = Cli::new();
+    let out = cli.run(&["--set", "kernel.pooling=maybe", "caret", "list"]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out.stderr).contains("kernel.pooling"), "{}", text(&out.stderr));
+
+    let out = cli.run_with(&["caret", "list"], b"", &[("SYMPHONY_AUDIT_SAMPLE", "0")]);
+    assert!(text(&out.stderr).contains("kernel.audit_sample") && text(&out.stderr).contains("SYMPHONY_AUDIT_SAMPLE"), "{}", text(&out.stderr));
+
+    std::fs::create_dir_all(cli.root.path().join("home")).unwrap();
+    std::fs::write(cli.root.path().join("home/config.toml"), "[log]\nlevel = \"info\"\nformat = \"json\"\n").unwrap();
+    let out = cli.run(&["caret", "install", extensions().join("text-tools").to_str().unwrap(), "--grant-requested"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = cli.run(&["call", "text-tools", "upper", "x"]);
+    let first_log = text(&out.stderr).lines().next().map(str::to_owned).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(&first_log).unwrap_or_else(|e| panic!("`{first_log}`: {e}"));
+    assert_eq!(parsed["level"], "INFO");
+    // Flags beat the file.
+    let out = cli.run(&["--log-format", "text", "--log-level", "warn", "call", "text-tools", "upper", "x"]);
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+
+    let out = cli.run(&["--json", "--set", "kernel.audit_sample=7", "config"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kernel"]["audit_sample"], 7);
+    assert_eq!(json["log"]["format"], "json");
+}
+
+#[test]
+fn start_installs_the_shipped_carets_and_answers_the_prompt() {
+    let cli = Cli::new();
+    let script = b"list\ncall text-tools todos\ncall ngram-complete complete {\"prefix\":\"TODO:\",\"max_tokens\":2}\naudit denied\nquit\n";
+    let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap()], script, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for expected in ["installed aurora", "installed ngram-complete", "installed text-tools", "granted text-tools: fs.read:workspace", "loaded aurora", "TODO: ship it"] {
+        assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("hostile"), "test carets are not shipped:\n{stdout}");
+    // Second start: nothing to install again, everything loads from the compiled cache.
+    let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap(), "--no-prompt"], b"", &[]);
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("installed"), "{stdout}");
+    assert_eq!(stdout.matches("(Hit)").count(), 3, "{stdout}");
+}
