@@ -83,7 +83,7 @@ pub(crate) struct ScopeRoots {
     pub data: PathBuf,
     pub cache: PathBuf,
     /// An empty directory mounted read-only at `/`, so that every path outside the granted
-    /// scopes reaches the host, where it is refused and audited (see `fs_audit`).
+    /// scopes reaches the host, where it is refused and audited (see `wasi_guard`).
     pub sentinel: PathBuf,
     /// Mount a granted workspace at `/` instead of `/workspace`. For plain WASI commands:
     /// wasi-libc resolves relative paths against `/`, so file arguments then mean the workspace.
@@ -139,7 +139,7 @@ pub(crate) fn build_wasi(
             FsMode::Write => FsPerms::ReadWrite,
         };
         match b.preopened_dir(&host, &guest, perms) {
-            Ok(_) => root_taken |= guest == crate::fs_audit::SENTINEL_MOUNT,
+            Ok(_) => root_taken |= guest == crate::wasi_guard::SENTINEL_MOUNT,
             Err(e) => {
                 tracing::warn!(caret, scope = %scope, dir = %host.display(), error = %e, "granted scope cannot be opened; not mounted")
             }
@@ -147,7 +147,7 @@ pub(crate) fn build_wasi(
     }
 
     let sentinel_mounted = !root_taken
-        && match b.preopened_dir(&roots.sentinel, crate::fs_audit::SENTINEL_MOUNT, FsPerms::ReadOnly) {
+        && match b.preopened_dir(&roots.sentinel, crate::wasi_guard::SENTINEL_MOUNT, FsPerms::ReadOnly) {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(caret, error = %e, "cannot mount the sentinel root; out-of-scope opens will not be audited");
@@ -295,7 +295,7 @@ impl CaretState {
 /// Adds WASI and the Symphony host interfaces (every API version) to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    crate::fs_audit::wrap(linker)?;
+    crate::wasi_guard::wrap(linker)?;
     v1::operator::symphony::caret::types::add_to_linker::<CaretState, HasSelf<CaretState>>(linker, |s| s)?;
     v1::operator::symphony::caret::host::add_to_linker::<CaretState, HasSelf<CaretState>>(linker, |s| s)?;
     v1::operator::symphony::caret::proxy::add_to_linker::<CaretState, HasSelf<CaretState>>(linker, |s| s)?;

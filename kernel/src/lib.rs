@@ -10,7 +10,7 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod error;
-mod fs_audit;
+mod wasi_guard;
 mod fsutil;
 pub mod host;
 pub mod inspect;

@@ -37,7 +37,7 @@ impl HomeLayout {
     pub fn caret_data(&self, id: &str) -> PathBuf {
         self.root.join("data").join(id)
     }
-    /// The empty directory mounted at `/` in every caret (see `fs_audit`).
+    /// The empty directory mounted at `/` in every caret (see `wasi_guard`).
     pub fn sentinel_root(&self) -> PathBuf {
         self.root.join("sandbox-root")
     }

@@ -158,6 +158,6 @@ fn start(root: &Path, args: &[String]) -> Result<()> {
 fn bench(root: &Path, args: &[String]) -> Result<()> {
     build_carets(root)?;
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(root).args(["bench", "-p", "symphony-bench", "--bench", "kernel", "--"]).args(args);
+    cmd.current_dir(root).args(["bench", "-p", "symphony-kernel", "--bench", "kernel", "--"]).args(args);
     run(&mut cmd)
 }

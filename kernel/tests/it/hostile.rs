@@ -17,6 +17,8 @@ fn still_serving(f: &Fixture) {
     f.grant("text-tools", &["fs.read:workspace"]);
     let stats = f.json("text-tools", "stats", r#"{"path":"notes.md"}"#);
     assert_eq!(stats["lines"], 4, "text-tools after the attack: {stats}");
+    // A well-behaved caret that never reads its environment leaves no env record.
+    assert!(f.denials("text-tools", "env").is_empty(), "{:?}", f.denials("text-tools", "env"));
 }
 
 fn assert_fs_denied(f: &Fixture, path: &str) {
@@ -107,6 +109,9 @@ fn env_is_empty_unless_granted_and_never_inherited() {
     let env = f.ok("hostile", "env", "");
     assert!(!env.contains("env-secret-value"), "ungranted env leaked: {env}");
     assert!(!env.contains("PATH="), "the kernel's environment was inherited: {env}");
+    let denials = f.denials("hostile", "env");
+    assert_eq!(denials.len(), 1, "the read of the environment is audited once: {denials:?}");
+    assert!(denials[0].detail.as_deref().is_some_and(|d| d.contains("withheld")), "{denials:?}");
 
     f.grant("hostile", &["env:SYMPHONY_TEST_SECRET"]);
     let env = f.ok("hostile", "env", "");

@@ -1,4 +1,7 @@
-//! Audits filesystem denials. Preopens alone refuse escapes silently (and an absolute path
+//! Guards on WASI calls whose refusals the WASI context alone cannot audit: filesystem paths
+//! and reads of the environment.
+//!
+//! Filesystem: preopens alone refuse escapes silently (and an absolute path
 //! outside every preopen never even reaches the host), so the kernel mounts an empty, read-only
 //! sentinel directory at `/` and wraps every path-taking filesystem call: each one outside the
 //! granted scopes, and each `..`/symlink escape refused by cap-std, becomes a typed error and
@@ -11,16 +14,19 @@
 use crate::host::CaretState;
 use wasmtime::component::{Linker, Resource};
 use wasmtime::StoreContextMut;
+use wasmtime_wasi::cli::WasiCliView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::p2::bindings::cli::environment::Host as _;
 use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
 use wasmtime_wasi::p2::FsResult;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     Descriptor, DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
 
-/// The WASI filesystem version wasmtime-wasi defines; guests importing any 0.2.x match it.
-/// `tests/hostile.rs` fails if this drifts from wasmtime-wasi (the wrapper would not apply).
+/// The WASI 0.2 version wasmtime-wasi defines; guests importing any 0.2.x match it.
+/// `tests/it/hostile.rs` fails if this drifts from wasmtime-wasi (the wrappers would not apply).
 const WASI_FILESYSTEM: &str = "0.2.12";
+const WASI_CLI: &str = "0.2.12";
 
 /// Where the sentinel is mounted in the guest.
 pub(crate) const SENTINEL_MOUNT: &str = "/";
@@ -83,6 +89,28 @@ type Fd = Resource<Descriptor>;
 /// already has WASI.
 pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
+    // The environment holds only granted variables already; auditing the read shows who looked
+    // and what was withheld.
+    let mut env = linker.instance(&format!("wasi:cli/environment@{WASI_CLI}"))?;
+    env.func_wrap("get-environment", |mut store: StoreContextMut<'_, CaretState>, (): ()| {
+        let state = store.data_mut();
+        let visible = state.cli().get_environment()?;
+        let principal = format!("caret:{}", state.caret);
+        if visible.is_empty() {
+            let withheld = std::env::vars_os().count();
+            state.audit.denied(
+                &principal,
+                Some(&state.caret),
+                "env",
+                "environment",
+                Some(format!("no env grant; {withheld} host variables withheld")),
+            );
+        } else {
+            let names: Vec<&str> = visible.iter().map(|(k, _)| k.as_str()).collect();
+            state.audit.allowed(&principal, Some(&state.caret), Some(&format!("env:{}", names.join(","))), "environment");
+        }
+        Ok((visible,))
+    })?;
     let mut preopens = linker.instance(&format!("wasi:filesystem/preopens@{WASI_FILESYSTEM}"))?;
     preopens.func_wrap("get-directories", |mut store: StoreContextMut<'_, CaretState>, (): ()| {
         let state = store.data_mut();
