@@ -92,7 +92,7 @@ pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode
     println!();
     println!("Symphony is running: home {}, workspace {}", home.display(), kernel.workspace().display());
     println!("Try: call text-tools todos   ·   call ngram-complete complete {{\"prefix\":\"fn \"}}   ·   call aurora @render {{\"panel\":\"todos\"}}");
-    if args.no_prompt || !std::io::stdin().is_terminal() && args.no_prompt {
+    if args.no_prompt {
         return Ok(ExitCode::SUCCESS);
     }
     println!("{HELP}");

@@ -179,6 +179,7 @@ impl LoadedCaret {
             (g.0, Arc::clone(&g.1))
         };
         let state = CaretState::new(
+            wasmtime_wasi::WasiCtxBuilder::new(),
             Arc::from(self.id()),
             grants,
             &self.roots,

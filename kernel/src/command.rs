@@ -74,7 +74,7 @@ impl Kernel {
             sentinel: layout.sentinel_root(),
         workspace_at_root: true,
         };
-        let state = CaretState::with_stdio(
+        let state = CaretState::new(
             builder,
             Arc::from(principal.as_str()),
             Arc::new(CapabilitySet::new(grants.iter().cloned())),

@@ -226,20 +226,9 @@ fn socket_allowed(grants: &CapabilitySet, addr: SocketAddr, use_: &str) -> bool 
 }
 
 impl CaretState {
-    /// The state of a caret instance: no stdin, stdout discarded, stderr kept for diagnostics.
+    /// The state of one instance. `builder` carries stdin, stdout and arguments (a caret's
+    /// are empty); stderr is kept for diagnostics and everything else comes from `grants`.
     pub fn new(
-        caret: Arc<str>,
-        grants: Arc<CapabilitySet>,
-        roots: &ScopeRoots,
-        memory_bytes: u64,
-        kernel: Weak<KernelInner>,
-        audit: Arc<AuditLog>,
-    ) -> Self {
-        Self::with_stdio(WasiCtxBuilder::new(), caret, grants, roots, memory_bytes, kernel, audit)
-    }
-
-    /// Like `new`, with stdin, stdout and arguments already set on `builder`.
-    pub fn with_stdio(
         mut builder: WasiCtxBuilder,
         caret: Arc<str>,
         grants: Arc<CapabilitySet>,
