@@ -95,6 +95,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Validate and run melodies (workflows of caret calls).
+    #[command(subcommand)]
+    Melody(crate::melody::MelodyCommand),
     /// Show the effective configuration.
     Config,
 }
@@ -213,6 +216,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = global.home.clone().unwrap_or_else(default_home);
     match command {
         Command::Start(args) => demo::start(&global, home, args),
+        Command::Melody(m) => crate::melody::run(&global, home, m),
         Command::Config => {
             let config = load_config(&global, &home)?;
             output::config(&config, global.json)?;

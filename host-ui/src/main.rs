@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod exit;
+mod melody;
 mod output;
 
 use clap::Parser;

@@ -203,3 +203,43 @@ fn start_installs_the_shipped_carets_and_answers_the_prompt() {
     assert!(!stdout.contains("installed"), "{stdout}");
     assert_eq!(stdout.matches("(Hit)").count(), 3, "{stdout}");
 }
+
+#[test]
+fn melody_validate_run_fail_and_resume() {
+    let cli = Cli::new();
+    let out = cli.run(&["caret", "install", extensions().join("text-tools").to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let melody = cli.root.path().join("m.toml");
+    std::fs::write(
+        &melody,
+        "[[node]]\nid = \"todos\"\ntarget = \"caret/text-tools\"\nop = \"todos\"\n\n[[node]]\nid = \"loud\"\ntarget = \"caret/text-tools\"\nop = \"upper\"\ninput = \"${todos.0.text}\"\n",
+    )
+    .unwrap();
+    let m = melody.to_str().unwrap();
+    let out = cli.run(&["melody", "validate", m]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 nodes in 2 levels"), "{}", text(&out.stdout));
+
+    // Not granted: the first node fails, the second is skipped, exit 1 and a resume hint.
+    let out = cli.run(&["melody", "run", m]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAILED") && stdout.contains("skipped"), "{stdout}");
+    let run_id = stdout.lines().find_map(|l| l.split("--resume ").nth(1)).unwrap().trim().to_owned();
+
+    assert_eq!(code(&cli.run(&["caret", "grant", "text-tools", "fs.read:workspace"])), 0);
+    let out = cli.run(&["--json", "melody", "run", m, "--resume", &run_id]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["run_id"], run_id);
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["nodes"][1]["state"], "done");
+    let output = std::fs::read_to_string(cli.root.path().join(format!("home/runs/{run_id}/outputs/loud.out"))).unwrap();
+    assert_eq!(output, "TODO: SHIP IT");
+
+    // A broken melody: every problem with its line, exit 5.
+    std::fs::write(&melody, "[[node]]\nid = \"a\"\ntarget = \"caret/text-tools\"\nop = \"upper\"\ninput = \"${b}\"\n").unwrap();
+    let out = cli.run(&["melody", "run", m]);
+    assert_eq!(code(&out), 5);
+    assert!(text(&out.stderr).contains("m.toml:1: node `a`: input reads `${b}`, but there is no node `b`"), "{}", text(&out.stderr));
+}

@@ -47,8 +47,28 @@ fn one() -> u64 {
 
 /// Allowed uses of one key that are counted but not yet on record.
 struct Pending {
-    caret: Option<String>,
+    record: AllowedUse,
     unwritten: u64,
+}
+
+/// What an allowed-use record says besides its count; built only when first seen.
+#[derive(Clone, Debug)]
+pub struct AllowedUse {
+    pub principal: String,
+    pub caret: Option<String>,
+    pub capability: Option<String>,
+    pub target: String,
+}
+
+/// Hashes the parts that identify a use without allocating; 64 bits make two distinct uses
+/// sharing a count practically impossible.
+fn use_key(parts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// A line that could not be read back.
@@ -62,8 +82,8 @@ pub struct BadLine {
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<Option<File>>,
-    /// Allowed uses not yet written, per (principal, capability, target).
-    pending: Mutex<HashMap<(String, String, String), Pending>>,
+    /// Allowed uses not yet written, per hash of what identifies the use (see `allowed_use`).
+    pending: Mutex<HashMap<u64, Pending>>,
     sample: u64,
 }
 
@@ -140,33 +160,46 @@ impl AuditLog {
 
     /// Counts an allowed use; writes the first one and then every `sample`-th.
     pub fn allowed(&self, principal: &str, caret: Option<&str>, capability: Option<&str>, target: &str) {
-        let key = (principal.to_owned(), capability.unwrap_or_default().to_owned(), target.to_owned());
-        let count = {
+        self.allowed_use(&[principal, capability.unwrap_or_default(), target], || AllowedUse {
+            principal: principal.to_owned(),
+            caret: caret.map(str::to_owned),
+            capability: capability.map(str::to_owned),
+            target: target.to_owned(),
+        });
+    }
+
+    /// Counts an allowed use identified by `key` (borrowed parts, hashed); `describe` builds
+    /// the record's text only when a line is actually written. This keeps the proxy's hot path
+    /// free of allocations.
+    pub fn allowed_use(&self, key: &[&str], describe: impl FnOnce() -> AllowedUse) {
+        let key = use_key(key);
+        let write = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             match pending.get_mut(&key) {
                 // First use: on record at once, and remembered so later ones are counted.
                 None => {
-                    pending.insert(key.clone(), Pending { caret: caret.map(str::to_owned), unwritten: 0 });
-                    Some(1)
+                    let record = describe();
+                    pending.insert(key, Pending { record: record.clone(), unwritten: 0 });
+                    Some((record, 1))
                 }
                 Some(p) => {
                     p.unwritten += 1;
-                    (p.unwritten >= self.sample).then(|| std::mem::take(&mut p.unwritten))
+                    (p.unwritten >= self.sample).then(|| (p.record.clone(), std::mem::take(&mut p.unwritten)))
                 }
             }
         };
-        if let Some(count) = count {
-            self.write_allowed(key, caret.map(str::to_owned), count);
+        if let Some((record, count)) = write {
+            self.write_allowed(record, count);
         }
     }
 
-    fn write_allowed(&self, (principal, capability, target): (String, String, String), caret: Option<String>, count: u64) {
+    fn write_allowed(&self, r: AllowedUse, count: u64) {
         self.write(&AuditRecord {
             time: now_rfc3339(),
-            principal,
-            caret,
-            capability: (!capability.is_empty()).then_some(capability),
-            target,
+            principal: r.principal,
+            caret: r.caret,
+            capability: r.capability,
+            target: r.target,
             decision: Decision::Allowed,
             count,
             detail: None,
@@ -178,13 +211,13 @@ impl AuditLog {
         let drained: Vec<_> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending
-                .iter_mut()
-                .filter(|(_, p)| p.unwritten > 0)
-                .map(|(k, p)| (k.clone(), p.caret.clone(), std::mem::take(&mut p.unwritten)))
+                .values_mut()
+                .filter(|p| p.unwritten > 0)
+                .map(|p| (p.record.clone(), std::mem::take(&mut p.unwritten)))
                 .collect()
         };
-        for (key, caret, count) in drained {
-            self.write_allowed(key, caret, count);
+        for (record, count) in drained {
+            self.write_allowed(record, count);
         }
     }
 

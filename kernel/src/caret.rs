@@ -47,6 +47,9 @@ pub(crate) struct LoadedCaret {
     /// Instances in existence (idle or busy), bounded by `limits.instances`.
     existing: Mutex<u32>,
     freed: Condvar,
+    /// Callers blocked in `acquire`; releases only wake the condvar when there are some
+    /// (waking costs a syscall on every call otherwise).
+    waiters: std::sync::atomic::AtomicUsize,
     roots: ScopeRoots,
     audit: Arc<AuditLog>,
     epoch_tick: Duration,
@@ -138,6 +141,7 @@ impl LoadedCaret {
             idle: Mutex::new(Vec::new()),
             existing: Mutex::new(0),
             freed: Condvar::new(),
+            waiters: std::sync::atomic::AtomicUsize::new(0),
             roots,
             audit,
             epoch_tick,
@@ -227,18 +231,23 @@ impl LoadedCaret {
         {
             let mut existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
             while *existing >= limit {
-                if let Some(live) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-                    return Ok(live);
-                }
+                // Register before the last look at the idle list: a release either sees this
+                // waiter and wakes it, or pushed before the look below and is found by it.
+                self.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let popped = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let now = Instant::now();
-                if now >= give_up {
-                    return Err(CallError::new(
-                        ErrorCode::Busy,
-                        format!("all {limit} instances are busy (raise `limits.instances`)"),
-                    )
-                    .with_caret(self.id()));
+                if popped.is_some() || now >= give_up {
+                    self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    return popped.ok_or_else(|| {
+                        CallError::new(
+                            ErrorCode::Busy,
+                            format!("all {limit} instances are busy (raise `limits.instances`)"),
+                        )
+                        .with_caret(self.id())
+                    });
                 }
                 existing = self.freed.wait_timeout(existing, give_up - now).unwrap_or_else(|p| p.into_inner()).0;
+                self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
             *existing += 1;
         }
@@ -249,7 +258,11 @@ impl LoadedCaret {
         let generation = self.grants.read().unwrap_or_else(|p| p.into_inner()).0;
         if live.generation == generation {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(live);
-            self.freed.notify_one();
+            if self.waiters.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                // Take the lock so a waiter between its check and its wait cannot miss this.
+                let _guard = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+                self.freed.notify_one();
+            }
         } else {
             drop(live);
             self.retire(1);
@@ -261,7 +274,7 @@ impl LoadedCaret {
     pub fn call(
         &self,
         kernel: &Weak<KernelInner>,
-        principal: &str,
+        principal: &crate::kernel::Principal,
         op: &str,
         payload: &str,
         observer: Option<Arc<dyn CallObserver>>,
@@ -290,7 +303,7 @@ impl LoadedCaret {
                 })
             }
             Err(trap) => {
-                let error = self.explain_trap(&live, principal, op, &trap);
+                let error = self.explain_trap(&live, &principal.to_string(), op, &trap);
                 // A trapped instance may be in any state: never reuse it.
                 drop(live);
                 self.retire(1);

@@ -45,7 +45,9 @@ pub struct KernelConfig {
 
 impl Default for KernelConfig {
     fn default() -> Self {
-        Self { pooling: true, audit_sample: 1000, epoch_tick_ms: 10, compiled_cache: true }
+        // Pooling measured slower than on-demand allocation for carets of this size on the
+        // reference machine (BENCHMARKS.md), so it is opt-in.
+        Self { pooling: false, audit_sample: 1000, epoch_tick_ms: 10, compiled_cache: true }
     }
 }
 

@@ -33,6 +33,17 @@ pub enum Principal {
     Conductor,
 }
 
+impl Principal {
+    /// The parts that name the principal, without allocating (`["caret", id]`, `["user"]`).
+    fn key_parts(&self) -> [&str; 2] {
+        match self {
+            Principal::User => ["user", ""],
+            Principal::Caret(id) => ["caret", id],
+            Principal::Conductor => ["conductor", ""],
+        }
+    }
+}
+
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -59,9 +70,15 @@ pub enum Target {
     Pit(String),
 }
 
-impl Target {
-    /// Parses `caret/<id>` or `pit/<service>`.
-    pub fn parse(text: &str) -> Result<Self, CallError> {
+/// A target borrowed from the caller's text (the proxy's hot path does not allocate it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetRef<'a> {
+    Caret(&'a str),
+    Pit(&'a str),
+}
+
+impl<'a> TargetRef<'a> {
+    fn parse(text: &'a str) -> Result<Self, CallError> {
         let bad = || {
             CallError::new(
                 ErrorCode::InvalidInput,
@@ -73,10 +90,20 @@ impl Target {
             return Err(bad());
         }
         match kind {
-            "caret" => Ok(Target::Caret(name.to_owned())),
-            "pit" => Ok(Target::Pit(name.to_owned())),
+            "caret" => Ok(TargetRef::Caret(name)),
+            "pit" => Ok(TargetRef::Pit(name)),
             _ => Err(bad()),
         }
+    }
+}
+
+impl Target {
+    /// Parses `caret/<id>` or `pit/<service>`.
+    pub fn parse(text: &str) -> Result<Self, CallError> {
+        Ok(match TargetRef::parse(text)? {
+            TargetRef::Caret(id) => Target::Caret(id.to_owned()),
+            TargetRef::Pit(service) => Target::Pit(service.to_owned()),
+        })
     }
 }
 
@@ -382,10 +409,10 @@ fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOu
 }
 
 /// The capability a principal needs to reach `target`/`op`.
-fn required_capability(target: &Target, op: &str) -> Capability {
+fn required_capability(target: TargetRef<'_>, op: &str) -> Capability {
     match target {
-        Target::Caret(id) => Capability::CaretCall { caret: id.clone(), op: Some(op.to_owned()) },
-        Target::Pit(service) => Capability::Pit { service: service.clone(), op: Some(op.to_owned()) },
+        TargetRef::Caret(id) => Capability::CaretCall { caret: id.to_owned(), op: Some(op.to_owned()) },
+        TargetRef::Pit(service) => Capability::Pit { service: service.to_owned(), op: Some(op.to_owned()) },
     }
 }
 
@@ -421,41 +448,45 @@ pub(crate) fn invoke(
 ) -> Result<String, CallError> {
     let _span = tracing::debug_span!("proxy.invoke", %principal, target = target_text, op).entered();
     let _depth = DepthGuard::enter()?;
-    let target = Target::parse(target_text)?;
+    let target = TargetRef::parse(target_text)?;
     if op.is_empty() {
         return Err(CallError::new(ErrorCode::InvalidInput, "op is empty"));
     }
-    let principal_text = principal.to_string();
     let caller_caret = match principal {
         Principal::Caret(id) => Some(id.as_str()),
         _ => None,
     };
-    let audit_target = format!("{target_text}#{op}");
-    let needed = required_capability(&target, op);
-    let needed_text = needed.to_string();
     if let Some(grants) = principal_grants(inner, principal)? {
+        let needed = required_capability(target, op);
         if !grants.allows(&needed) {
-            inner.audit.denied(&principal_text, caller_caret, &needed_text, &audit_target, None);
-            let mut e = CallError::denied(format!("{principal} may not call {target_text} `{op}`"), needed_text);
+            let needed = needed.to_string();
+            inner.audit.denied(&principal.to_string(), caller_caret, &needed, &format!("{target_text}#{op}"), None);
+            let mut e = CallError::denied(format!("{principal} may not call {target_text} `{op}`"), needed);
             e.caret = caller_caret.map(str::to_owned);
             return Err(e);
         }
     }
-    inner.audit.allowed(&principal_text, caller_caret, Some(&needed_text), &audit_target);
+    let [who, id] = principal.key_parts();
+    inner.audit.allowed_use(&[who, id, target_text, op], || crate::audit::AllowedUse {
+        principal: principal.to_string(),
+        caret: caller_caret.map(str::to_owned),
+        capability: Some(required_capability(target, op).to_string()),
+        target: format!("{target_text}#{op}"),
+    });
 
     match target {
-        Target::Caret(id) => {
-            let caret = match load(inner, &id) {
+        TargetRef::Caret(id) => {
+            let caret = match load(inner, id) {
                 Ok((c, _)) => c,
                 Err(KernelError::NotInstalled(_)) => {
                     return Err(CallError::new(ErrorCode::NotFound, format!("no caret `{id}` is installed")));
                 }
                 Err(e) => return Err(CallError::new(ErrorCode::Failed, e.to_string()).with_caret(id)),
             };
-            caret.call(&inner.self_ref, &principal_text, op, payload, observer)
+            caret.call(&inner.self_ref, principal, op, payload, observer)
         }
-        Target::Pit(name) => {
-            let service = inner.services.read().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
+        TargetRef::Pit(name) => {
+            let service = inner.services.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
             match service {
                 Some(s) => s.call(principal, op, payload),
                 None => Err(CallError::new(ErrorCode::NotFound, format!("no Pit service `{name}` is running"))),

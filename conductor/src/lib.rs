@@ -1,0 +1,8 @@
+//! The Conductor's Rust side: melodies — TOML files of nodes that call carets and Pit services —
+//! validated into a DAG and run through the kernel's one proxy, with every run checkpointed.
+
+pub mod melody;
+pub mod runner;
+
+pub use melody::{Melody, MelodyError, MelodyNode, TargetCheck};
+pub use runner::{run_melody, MelodyRun, RunSettings, RunStore};

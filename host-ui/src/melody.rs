@@ -1,0 +1,246 @@
+//! `symphony melody validate|run`: check a melody against the installed carets, run it through
+//! the proxy with live progress, resume a stopped run, and summarise what happened.
+
+use crate::cli::{open_kernel, Global};
+use crate::exit;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use symphony_conductor::{run_melody, Melody, RunSettings, RunStore, TargetCheck};
+use symphony_dag::{Cancel, EventKind, NodeState};
+use symphony_kernel::{Kernel, Principal};
+
+#[derive(Subcommand, Debug)]
+pub enum MelodyCommand {
+    /// Check a melody file: syntax, references, cycles, and that its targets are installed.
+    Validate { file: PathBuf },
+    /// Run a melody (or resume a run) through the proxy.
+    Run {
+        file: PathBuf,
+        /// Resume this run: nodes it finished are not run again.
+        #[arg(long, value_name = "RUN_ID")]
+        resume: Option<String>,
+        /// Most nodes running at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+}
+
+/// Checks a node's target against the kernel: an installed caret that offers the op, or a
+/// Pit service; `@`-ops are world exports and always exist for the right kind.
+struct Installed<'a>(&'a Kernel);
+
+impl TargetCheck for Installed<'_> {
+    fn check(&self, target: &str, op: &str) -> Result<(), String> {
+        let Some(id) = target.strip_prefix("caret/") else { return Ok(()) };
+        self.0.info(id).map_err(|e| e.to_string())?;
+        if op.starts_with('@') {
+            return Ok(());
+        }
+        let ops = self.0.invoke(&Principal::User, target, "@describe", "").map_err(|e| e.to_string())?;
+        let ops: serde_json::Value = serde_json::from_str(&ops).map_err(|e| e.to_string())?;
+        if ops.as_array().is_some_and(|a| a.iter().any(|o| o["name"] == op)) {
+            Ok(())
+        } else {
+            let names: Vec<String> =
+                ops.as_array().into_iter().flatten().filter_map(|o| o["name"].as_str().map(str::to_owned)).collect();
+            Err(format!("{target} has no op `{op}` (it has: {})", names.join(", ")))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NodeLine {
+    id: String,
+    state: &'static str,
+    millis: Option<u128>,
+    attempts: Option<u32>,
+    output_bytes: Option<usize>,
+    resumed: bool,
+    error: Option<String>,
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else if d < Duration::from_secs(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+pub fn run(global: &Global, home: PathBuf, command: MelodyCommand) -> Result<ExitCode> {
+    let kernel = open_kernel(global, home.clone(), None)?;
+    match command {
+        MelodyCommand::Validate { file } => match Melody::load(&file, Some(&Installed(&kernel))) {
+            Ok(m) => {
+                if global.json {
+                    let levels: Vec<Vec<&str>> =
+                        m.dag.levels().iter().map(|l| l.iter().map(|&i| m.nodes[i].id.as_str()).collect()).collect();
+                    println!("{}", serde_json::json!({ "ok": true, "name": m.name, "nodes": m.nodes.len(), "levels": levels }));
+                } else {
+                    println!("{}: ok — {} nodes in {} levels", file.display(), m.nodes.len(), m.dag.levels().len());
+                    for (i, level) in m.dag.levels().iter().enumerate() {
+                        let ids: Vec<&str> = level.iter().map(|&n| m.nodes[n].id.as_str()).collect();
+                        println!("  level {i}: {}", ids.join(", "));
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                if global.json {
+                    let problems: Vec<_> = e.problems.iter().map(|p| serde_json::json!({"line": p.line, "message": p.message})).collect();
+                    println!("{}", serde_json::json!({ "ok": false, "file": e.file, "problems": problems }));
+                } else {
+                    eprintln!("{e}");
+                }
+                Ok(ExitCode::from(exit::INVALID))
+            }
+        },
+        MelodyCommand::Run { file, resume, concurrency } => {
+            let melody = match Melody::load(&file, Some(&Installed(&kernel))) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(exit::INVALID));
+                }
+            };
+            run_it(&kernel, &melody, &home, resume, concurrency, global.json)
+        }
+    }
+}
+
+fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Option<String>, concurrency: usize, json: bool) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let store = RunStore::in_home(home);
+    let settings = RunSettings { concurrency, resume, principal: Principal::User };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<symphony_dag::Event>();
+    let cancel = Cancel::default();
+    let total = melody.nodes.len() as u64;
+    let live = std::io::stderr().is_terminal() && !json;
+    let bar = if live {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    } else {
+        None
+    };
+    let result = runtime.block_on(async {
+        let ctrl_c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                ctrl_c.cancel();
+            }
+        });
+        let printer = {
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    let line = match &e.kind {
+                        EventKind::Started { attempt: 1 } => format!("started  {}", e.id),
+                        EventKind::Started { attempt } => format!("started  {} (attempt {attempt})", e.id),
+                        EventKind::Retrying { attempt, error, backoff } => format!("retrying {} after attempt {attempt} in {backoff:?}: {error}", e.id),
+                        EventKind::Done { duration, .. } => format!("done     {} in {}", e.id, fmt_duration(duration.to_owned())),
+                        EventKind::Failed { error, .. } => format!("FAILED   {}: {error}", e.id),
+                        EventKind::Skipped { because } => format!("skipped  {}: {because}", e.id),
+                        EventKind::Resumed => format!("resumed  {} (finished earlier)", e.id),
+                    };
+                    match &bar {
+                        Some(bar) => {
+                            if matches!(e.kind, EventKind::Done { .. } | EventKind::Failed { .. } | EventKind::Skipped { .. } | EventKind::Resumed) {
+                                bar.inc(1);
+                            }
+                            bar.set_message(e.id.clone());
+                            if matches!(e.kind, EventKind::Failed { .. } | EventKind::Retrying { .. }) {
+                                bar.println(line);
+                            }
+                        }
+                        None if !json => eprintln!("{line}"),
+                        None => {}
+                    }
+                }
+            })
+        };
+        let r = run_melody(kernel, melody, &store, settings, Some(tx), cancel.clone()).await;
+        let _ = printer.await;
+        r
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let run = result?;
+    kernel.audit_log().flush();
+    let lines: Vec<NodeLine> = melody
+        .nodes
+        .iter()
+        .zip(&run.report.states)
+        .map(|(node, state)| {
+            let mut line = NodeLine { id: node.id.clone(), state: "pending", millis: None, attempts: None, output_bytes: None, resumed: false, error: None };
+            match state {
+                NodeState::Done { output, duration, attempts, resumed } => {
+                    line.state = "done";
+                    line.millis = Some(duration.as_millis());
+                    line.attempts = Some(*attempts);
+                    line.output_bytes = Some(output.len());
+                    line.resumed = *resumed;
+                }
+                NodeState::Failed { error, attempts } => {
+                    line.state = "failed";
+                    line.attempts = Some(*attempts);
+                    line.error = Some(error.clone());
+                }
+                NodeState::Skipped { because } => {
+                    line.state = "skipped";
+                    line.error = Some(because.clone());
+                }
+                NodeState::Cancelled => line.state = "cancelled",
+                NodeState::Pending => {}
+            }
+            line
+        })
+        .collect();
+    let (critical_total, critical) = &run.report.critical_path;
+    let critical_ids: Vec<&str> = critical.iter().map(|&i| melody.nodes[i].id.as_str()).collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "run_id": run.run_id,
+                "ok": run.report.ok(),
+                "cancelled": run.report.cancelled,
+                "elapsed_ms": run.report.elapsed.as_millis(),
+                "critical_path": { "ms": critical_total.as_millis(), "nodes": critical_ids },
+                "nodes": lines,
+                "dir": run.dir,
+            }))?
+        );
+    } else {
+        println!("run {} of {} — {}", run.run_id, melody.name, if run.report.ok() { "ok" } else if run.report.cancelled { "cancelled" } else { "FAILED" });
+        println!("{:<24} {:<10} {:>10} {:>9} {:>10}", "NODE", "STATE", "TIME", "ATTEMPTS", "OUTPUT");
+        for l in &lines {
+            let state = if l.resumed { "resumed" } else { l.state };
+            let time = l.millis.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
+            let attempts = l.attempts.map_or_else(|| "-".to_owned(), |a| a.to_string());
+            let out = l.output_bytes.map_or_else(|| "-".to_owned(), |b| format!("{b} B"));
+            println!("{:<24} {:<10} {:>10} {:>9} {:>10}", l.id, state, time, attempts, out);
+            if let Some(e) = &l.error {
+                println!("    {e}");
+            }
+        }
+        println!("critical path: {} ({})", critical_ids.join(" → "), fmt_duration(*critical_total));
+        println!("outputs: {}", run.dir.join("outputs").display());
+        if !run.report.ok() {
+            println!("resume with: symphony melody run {} --resume {}", melody.file.display(), run.run_id);
+        }
+    }
+    Ok(if run.report.ok() { ExitCode::SUCCESS } else { ExitCode::from(exit::FAILURE) })
+}
