@@ -96,11 +96,11 @@ fn select<'v>(value: &'v serde_json::Value, path: &[&str]) -> Option<&'v serde_j
 }
 
 /// The value of `${reference}` given the outputs of the node's dependencies.
-fn lookup(reference: &str, outputs: &[(String, Arc<str>)]) -> Result<serde_json::Value, String> {
+fn lookup(reference: &str, outputs: &[(Arc<str>, Arc<str>)]) -> Result<serde_json::Value, String> {
     let mut parts = reference.split('.');
     let node = parts.next().unwrap_or_default();
     let path: Vec<&str> = parts.collect();
-    let Some((_, text)) = outputs.iter().find(|(id, _)| id == node) else {
+    let Some((_, text)) = outputs.iter().find(|(id, _)| &**id == node) else {
         return Err(format!("`${{{reference}}}`: no output from `{node}`"));
     };
     let parsed = serde_json::from_str::<serde_json::Value>(text);
@@ -122,7 +122,7 @@ fn as_text(value: &serde_json::Value) -> String {
 
 /// Replaces every `${…}` in `input`: a string that is one reference becomes the referenced
 /// value itself; references inside longer strings are interpolated as text.
-pub(crate) fn resolve(input: &serde_json::Value, outputs: &[(String, Arc<str>)]) -> Result<serde_json::Value, String> {
+pub(crate) fn resolve(input: &serde_json::Value, outputs: &[(Arc<str>, Arc<str>)]) -> Result<serde_json::Value, String> {
     Ok(match input {
         serde_json::Value::String(s) => {
             let refs = references(s);
@@ -284,8 +284,8 @@ fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunRe
 mod tests {
     use super::*;
 
-    fn outs(pairs: &[(&str, &str)]) -> Vec<(String, Arc<str>)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), Arc::from(*v))).collect()
+    fn outs(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
+        pairs.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect()
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Opti
                             if matches!(e.kind, EventKind::Done { .. } | EventKind::Failed { .. } | EventKind::Skipped { .. } | EventKind::Resumed) {
                                 bar.inc(1);
                             }
-                            bar.set_message(e.id.clone());
+                            bar.set_message(e.id.to_string());
                             if matches!(e.kind, EventKind::Failed { .. } | EventKind::Retrying { .. }) {
                                 bar.println(line);
                             }

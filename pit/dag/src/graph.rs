@@ -3,8 +3,9 @@
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why one node depends on another; kept so errors can say where a reference came from.
@@ -99,51 +100,112 @@ impl fmt::Display for ValidationErrors {
 }
 
 /// A validated, acyclic graph. Node indices are positions in the spec list.
+///
+/// Adjacency is kept in compressed (CSR) form for the scheduler's hot loops; petgraph is used
+/// to find and spell out cycles when there are some.
 #[derive(Clone, Debug)]
 pub struct Dag {
     nodes: Vec<NodeSpec>,
-    graph: DiGraph<usize, ()>,
+    ids: Vec<Arc<str>>,
+    /// `dependants[dependants_at[i]..dependants_at[i + 1]]` are the nodes that depend on `i`.
+    dependants_at: Vec<u32>,
+    dependants: Vec<u32>,
+    dependencies_at: Vec<u32>,
+    dependencies: Vec<u32>,
     /// Kahn levels: every node's dependencies are in earlier levels.
     levels: Vec<Vec<usize>>,
     /// A topological order (levels flattened).
     order: Vec<usize>,
-    index: HashMap<String, usize>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+/// Compressed adjacency from `(from, to)` pairs sorted by `from`.
+fn csr(n: usize, edges: &[(u32, u32)]) -> (Vec<u32>, Vec<u32>) {
+    let mut at = vec![0u32; n + 1];
+    for &(from, _) in edges {
+        at[from as usize + 1] += 1;
+    }
+    for i in 0..n {
+        at[i + 1] += at[i];
+    }
+    (at, edges.iter().map(|&(_, to)| to).collect())
+}
+
+fn small(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 impl Dag {
     /// Validates `nodes` and builds the graph; reports every problem at once.
     pub fn build(nodes: Vec<NodeSpec>) -> Result<Self, ValidationErrors> {
+        let n = nodes.len();
         let mut errors = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
-        for (i, n) in nodes.iter().enumerate() {
-            if index.insert(n.id.as_str(), i).is_some() {
-                errors.push(ValidationError::DuplicateId { id: n.id.clone() });
+        let ids: Vec<Arc<str>> = nodes.iter().map(|node| Arc::from(node.id.as_str())).collect();
+        let mut index: HashMap<Arc<str>, usize> = HashMap::with_capacity_and_hasher(n, Default::default());
+        for (i, id) in ids.iter().enumerate() {
+            if index.insert(Arc::clone(id), i).is_some() {
+                errors.push(ValidationError::DuplicateId { id: id.to_string() });
             }
         }
-        let mut graph = DiGraph::<usize, ()>::with_capacity(nodes.len(), nodes.len() * 2);
-        for i in 0..nodes.len() {
-            graph.add_node(i);
-        }
-        for (i, n) in nodes.iter().enumerate() {
-            for dep in &n.deps {
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(n * 2);
+        for (i, node) in nodes.iter().enumerate() {
+            for dep in &node.deps {
                 match index.get(dep.node()) {
-                    Some(&d) => {
-                        graph.update_edge(NodeIndex::new(d), NodeIndex::new(i), ());
-                    }
-                    None => errors.push(ValidationError::UnknownDependency { node: n.id.clone(), dep: dep.clone() }),
+                    Some(&d) => edges.push((small(d), small(i))),
+                    None => errors.push(ValidationError::UnknownDependency { node: node.id.clone(), dep: dep.clone() }),
                 }
             }
         }
-        let (levels, leftover) = kahn_levels(&graph);
+        edges.sort_unstable();
+        edges.dedup();
+        let (dependants_at, dependants) = csr(n, &edges);
+        let mut reversed: Vec<(u32, u32)> = edges.iter().map(|&(a, b)| (b, a)).collect();
+        reversed.sort_unstable();
+        let (dependencies_at, dependencies) = csr(n, &reversed);
+        let mut dag = Self {
+            nodes,
+            ids,
+            dependants_at,
+            dependants,
+            dependencies_at,
+            dependencies,
+            levels: Vec::new(),
+            order: Vec::new(),
+            index,
+        };
+        let leftover = dag.kahn_levels();
         if !leftover.is_empty() {
-            errors.extend(cycles(&graph, &leftover, &nodes));
+            errors.extend(cycles(n, &edges, &leftover, &dag.nodes));
         }
         if !errors.is_empty() {
             return Err(ValidationErrors(errors));
         }
-        let order = levels.iter().flatten().copied().collect();
-        let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-        Ok(Self { nodes, graph, levels, order, index })
+        dag.order = dag.levels.iter().flatten().copied().collect();
+        Ok(dag)
+    }
+
+    /// Kahn's algorithm by levels; returns the nodes never freed (on or behind cycles).
+    fn kahn_levels(&mut self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut indegree: Vec<usize> = (0..n).map(|i| self.dependency_count(i)).collect();
+        let mut current: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut seen = 0;
+        while !current.is_empty() {
+            seen += current.len();
+            let mut next = Vec::new();
+            for &i in &current {
+                for d in self.dependants(i) {
+                    indegree[d] -= 1;
+                    if indegree[d] == 0 {
+                        next.push(d);
+                    }
+                }
+            }
+            // Declaration order within a level, so plans print the same way every time.
+            next.sort_unstable();
+            self.levels.push(std::mem::replace(&mut current, next));
+        }
+        if seen == n { Vec::new() } else { (0..n).filter(|&i| indegree[i] > 0).collect() }
     }
 
     pub fn len(&self) -> usize {
@@ -156,6 +218,11 @@ impl Dag {
 
     pub fn node(&self, i: usize) -> &NodeSpec {
         &self.nodes[i]
+    }
+
+    /// The id of node `i`, shared rather than copied.
+    pub fn id(&self, i: usize) -> &Arc<str> {
+        &self.ids[i]
     }
 
     pub fn nodes(&self) -> &[NodeSpec] {
@@ -194,12 +261,19 @@ impl Dag {
 
     /// Nodes that depend directly on `i`.
     pub fn dependants(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing).map(|n| n.index())
+        let range = self.dependants_at[i] as usize..self.dependants_at[i + 1] as usize;
+        self.dependants[range].iter().map(|&d| d as usize)
     }
 
     /// Nodes `i` depends on directly.
     pub fn dependencies(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).map(|n| n.index())
+        let range = self.dependencies_at[i] as usize..self.dependencies_at[i + 1] as usize;
+        self.dependencies[range].iter().map(|&d| d as usize)
+    }
+
+    /// How many nodes `i` depends on directly.
+    pub fn dependency_count(&self, i: usize) -> usize {
+        (self.dependencies_at[i + 1] - self.dependencies_at[i]) as usize
     }
 
     /// The longest path by `duration` of each node: its total and its nodes, first to last.
@@ -234,36 +308,17 @@ impl Dag {
     }
 }
 
-/// Kahn's algorithm by levels; returns the levels and the nodes never freed (on or behind cycles).
-fn kahn_levels(graph: &DiGraph<usize, ()>) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let n = graph.node_count();
-    let mut indegree: Vec<usize> =
-        (0..n).map(|i| graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).count()).collect();
-    let mut current: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut levels = Vec::new();
-    let mut seen = 0;
-    while !current.is_empty() {
-        seen += current.len();
-        let mut next = Vec::new();
-        for &i in &current {
-            for d in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
-                let d = d.index();
-                indegree[d] -= 1;
-                if indegree[d] == 0 {
-                    next.push(d);
-                }
-            }
-        }
-        // Declaration order within a level, so plans print the same way every time.
-        next.sort_unstable();
-        levels.push(std::mem::replace(&mut current, next));
-    }
-    let leftover = if seen == n { Vec::new() } else { (0..n).filter(|&i| indegree[i] > 0).collect() };
-    (levels, leftover)
-}
-
 /// One concrete cycle per strongly connected component among the nodes Kahn could not free.
-fn cycles(graph: &DiGraph<usize, ()>, leftover: &[usize], nodes: &[NodeSpec]) -> Vec<ValidationError> {
+fn cycles(n: usize, edges: &[(u32, u32)], leftover: &[usize], nodes: &[NodeSpec]) -> Vec<ValidationError> {
+    let mut graph = DiGraph::<usize, ()>::with_capacity(n, edges.len());
+    for i in 0..n {
+        graph.add_node(i);
+    }
+    for &(a, b) in edges {
+        graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), ());
+    }
+    let graph = &graph;
+    let leftover: std::collections::HashSet<usize> = leftover.iter().copied().collect();
     let mut out = Vec::new();
     for scc in petgraph::algo::tarjan_scc(graph) {
         let is_cycle = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);

@@ -43,13 +43,26 @@ pub struct Journal {
     pending: Vec<u8>,
 }
 
-fn frame(record: &Record, out: &mut Vec<u8>) {
-    // Serialising our own plain enum into a Vec cannot fail.
-    let payload = postcard::to_allocvec(record).unwrap_or_default();
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&blake3::hash(&payload).as_bytes()[..SUM]);
-    out.extend_from_slice(&payload);
+/// `Record::Done` with borrowed fields: postcard is positional, so this serialises to exactly
+/// what `Record::Done` reads back, without copying the id and output per node.
+#[derive(Serialize)]
+enum DoneRef<'a> {
+    #[allow(dead_code)]
+    Begin,
+    Done { node: &'a str, output: &'a str, micros: u64, attempts: u32 },
+}
+
+/// Appends one framed record (length, checksum, postcard payload) to `out`.
+fn frame(record: &impl Serialize, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4 + SUM]);
+    // Serialising plain data into a Vec cannot fail.
+    let _ = postcard::to_io(record, &mut *out);
+    let payload_len = out.len() - start - 4 - SUM;
+    let sum = blake3::hash(&out[start + 4 + SUM..]);
+    let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 4 + SUM].copy_from_slice(&sum.as_bytes()[..SUM]);
 }
 
 impl Journal {
@@ -85,6 +98,11 @@ impl Journal {
     /// Queues a record; it reaches the file at the next `flush`.
     pub fn push(&mut self, record: &Record) {
         frame(record, &mut self.pending);
+    }
+
+    /// Queues a `Record::Done` without copying its text.
+    pub fn push_done(&mut self, node: &str, output: &str, micros: u64, attempts: u32) {
+        frame(&DoneRef::Done { node, output, micros, attempts }, &mut self.pending);
     }
 
     /// Writes the queued records in one write.
@@ -165,4 +183,18 @@ fn is_last_frame(bytes: &[u8], start: usize, head: usize) -> bool {
     let mut len = [0u8; 4];
     len.copy_from_slice(&bytes[start..start + 4]);
     start + head + u32::from_le_bytes(len) as usize >= bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_done_record_frames_exactly_like_the_owned_one() {
+        let mut owned = Vec::new();
+        frame(&Record::Done { node: "node-7".into(), output: "{\"x\":1}".into(), micros: 1234, attempts: 2 }, &mut owned);
+        let mut borrowed = Vec::new();
+        frame(&DoneRef::Done { node: "node-7", output: "{\"x\":1}", micros: 1234, attempts: 2 }, &mut borrowed);
+        assert_eq!(owned, borrowed);
+    }
 }

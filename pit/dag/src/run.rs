@@ -19,9 +19,9 @@ use tokio::task::JoinSet;
 #[derive(Clone, Debug)]
 pub struct NodeCall {
     pub index: usize,
-    pub id: String,
+    pub id: Arc<str>,
     /// `(dependency id, its output)` for every direct dependency.
-    pub inputs: Vec<(String, Arc<str>)>,
+    pub inputs: Vec<(Arc<str>, Arc<str>)>,
     /// 1 for the first attempt.
     pub attempt: u32,
 }
@@ -102,7 +102,7 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub node: usize,
-    pub id: String,
+    pub id: Arc<str>,
     /// Since the run started.
     pub at: Duration,
     pub kind: EventKind,
@@ -174,7 +174,7 @@ struct Scheduler<'a> {
 impl Scheduler<'_> {
     fn emit(&self, node: usize, kind: EventKind) {
         if let Some(tx) = &self.events {
-            let _ = tx.send(Event { node, id: self.dag.node(node).id.clone(), at: self.started.elapsed(), kind });
+            let _ = tx.send(Event { node, id: Arc::clone(self.dag.id(node)), at: self.started.elapsed(), kind });
         }
     }
 
@@ -201,11 +201,11 @@ impl Scheduler<'_> {
         }
     }
 
-    fn inputs(&self, i: usize) -> Vec<(String, Arc<str>)> {
+    fn inputs(&self, i: usize) -> Vec<(Arc<str>, Arc<str>)> {
         self.dag
             .dependencies(i)
             .filter_map(|d| match &self.states[d] {
-                NodeState::Done { output, .. } => Some((self.dag.node(d).id.clone(), Arc::clone(output))),
+                NodeState::Done { output, .. } => Some((Arc::clone(self.dag.id(d)), Arc::clone(output))),
                 _ => None,
             })
             .collect()
@@ -230,7 +230,7 @@ pub async fn run(
     let mut sched = Scheduler {
         dag,
         states: vec![NodeState::Pending; n],
-        waiting_on: (0..n).map(|i| dag.dependencies(i).count()).collect(),
+        waiting_on: (0..n).map(|i| dag.dependency_count(i)).collect(),
         ready: VecDeque::new(),
         events,
         started: Instant::now(),
@@ -269,7 +269,7 @@ pub async fn run(
             let Some(i) = sched.ready.pop_front() else { break };
             in_flight[i] = true;
             let node = dag.node(i);
-            let call = NodeCall { index: i, id: node.id.clone(), inputs: sched.inputs(i), attempt: 1 };
+            let call = NodeCall { index: i, id: Arc::clone(dag.id(i)), inputs: sched.inputs(i), attempt: 1 };
             let timeout = node.timeout.or(options.default_timeout);
             let retries = node.retries;
             let runner = Arc::clone(&runner);
@@ -313,12 +313,7 @@ pub async fn run(
             match result {
                 Ok(output) => {
                     if let Some(j) = journal.as_mut() {
-                        j.push(&Record::Done {
-                            node: dag.node(i).id.clone(),
-                            output: output.clone(),
-                            micros: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
-                            attempts,
-                        });
+                        j.push_done(dag.id(i), &output, u64::try_from(duration.as_micros()).unwrap_or(u64::MAX), attempts);
                     }
                     sched.emit(i, EventKind::Done { duration, output_bytes: output.len(), attempts });
                     sched.states[i] = NodeState::Done { output: Arc::from(output), duration, attempts, resumed: false };
@@ -409,7 +404,7 @@ async fn attempt_node(
     let i = call.index;
     let emit = |kind: EventKind| {
         if let Some(tx) = &events {
-            let _ = tx.send(Event { node: i, id: call.id.clone(), at: run_started.elapsed(), kind });
+            let _ = tx.send(Event { node: i, id: Arc::clone(&call.id), at: run_started.elapsed(), kind });
         }
     };
     let attempts = retries + 1;

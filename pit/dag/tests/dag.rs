@@ -91,13 +91,13 @@ fn runner(probe: &Arc<Probe>) -> Arc<dyn NodeRunner> {
     Arc::new(move |call: NodeCall| -> NodeFuture {
         let probe = Arc::clone(&probe);
         Box::pin(async move {
-            *probe.calls.lock().unwrap().entry(call.id.clone()).or_default() += 1;
+            *probe.calls.lock().unwrap().entry(call.id.to_string()).or_default() += 1;
             let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
             probe.peak.fetch_max(now, Ordering::SeqCst);
-            let wait = probe.slow.get(&call.id).copied().unwrap_or(probe.sleep);
+            let wait = probe.slow.get(&*call.id).copied().unwrap_or(probe.sleep);
             tokio::time::sleep(wait).await;
             probe.running.fetch_sub(1, Ordering::SeqCst);
-            if probe.failing.get(&call.id).is_some_and(|&n| call.attempt <= n) {
+            if probe.failing.get(&*call.id).is_some_and(|&n| call.attempt <= n) {
                 return Err(format!("{} failed on attempt {}", call.id, call.attempt));
             }
             let mut inputs: Vec<String> = call.inputs.iter().map(|(id, out)| format!("{id}={out}")).collect();
@@ -190,7 +190,7 @@ fn a_panicking_runner_fails_its_node() {
     let dag = Dag::build(spec(&["boom", "after: boom", "fine"])).unwrap();
     let runner: Arc<dyn NodeRunner> = Arc::new(|call: NodeCall| -> NodeFuture {
         Box::pin(async move {
-            assert!(call.id != "boom", "runner bug");
+            assert!(&*call.id != "boom", "runner bug");
             Ok(String::new())
         })
     });
