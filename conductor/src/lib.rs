@@ -4,5 +4,5 @@
 pub mod melody;
 pub mod runner;
 
-pub use melody::{Melody, MelodyError, MelodyNode, TargetCheck};
+pub use melody::{InstalledTargets, Melody, MelodyError, MelodyNode, TargetCheck};
 pub use runner::{run_melody, MelodyRun, RunSettings, RunStore};

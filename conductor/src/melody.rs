@@ -85,6 +85,33 @@ pub trait TargetCheck {
     fn check(&self, target: &str, op: &str) -> Result<(), String>;
 }
 
+/// Checks targets against a kernel: the caret is installed and offers the op (`@`-ops are
+/// world exports and exist for every caret of the right kind). Pit targets are checked when
+/// called, since services register at run time.
+#[derive(Debug)]
+pub struct InstalledTargets<'a>(pub &'a symphony_kernel::Kernel);
+
+impl TargetCheck for InstalledTargets<'_> {
+    fn check(&self, target: &str, op: &str) -> Result<(), String> {
+        let Some(id) = target.strip_prefix("caret/") else { return Ok(()) };
+        self.0.info(id).map_err(|e| e.to_string())?;
+        if op.starts_with('@') {
+            return Ok(());
+        }
+        let ops = self
+            .0
+            .invoke(&symphony_kernel::Principal::User, target, "@describe", "")
+            .map_err(|e| e.to_string())?;
+        let ops: serde_json::Value = serde_json::from_str(&ops).map_err(|e| e.to_string())?;
+        let names: Vec<&str> = ops.as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
+        if names.contains(&op) {
+            Ok(())
+        } else {
+            Err(format!("{target} has no op `{op}` (it has: {})", names.join(", ")))
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMelody {

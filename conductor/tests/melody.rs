@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use symphony_conductor::{run_melody, Melody, RunSettings, RunStore, TargetCheck};
+use symphony_conductor::{run_melody, InstalledTargets, Melody, RunSettings, RunStore};
 use symphony_dag::{Cancel, NodeState};
 use symphony_kernel::{Config, Kernel, KernelOptions};
 
@@ -68,30 +68,7 @@ impl Setup {
     fn melody(&self, name: &str, text: &str) -> Melody {
         let path = self.root.path().join(name);
         std::fs::write(&path, text).unwrap();
-        Melody::load(&path, Some(&Installed(&self.kernel))).unwrap()
-    }
-}
-
-/// Checks targets against the kernel: the caret is installed and offers the op.
-struct Installed<'a>(&'a Kernel);
-
-impl TargetCheck for Installed<'_> {
-    fn check(&self, target: &str, op: &str) -> Result<(), String> {
-        let Some(id) = target.strip_prefix("caret/") else { return Ok(()) };
-        self.0.info(id).map_err(|e| e.to_string())?;
-        if op.starts_with('@') {
-            return Ok(());
-        }
-        let ops = self
-            .0
-            .invoke(&symphony_kernel::Principal::User, target, "@describe", "")
-            .map_err(|e| e.to_string())?;
-        let ops: serde_json::Value = serde_json::from_str(&ops).map_err(|e| e.to_string())?;
-        if ops.as_array().is_some_and(|a| a.iter().any(|o| o["name"] == op)) {
-            Ok(())
-        } else {
-            Err(format!("{target} has no op `{op}`"))
-        }
+        Melody::load(&path, Some(&InstalledTargets(&self.kernel))).unwrap()
     }
 }
 
@@ -109,7 +86,7 @@ fn output(state: &NodeState) -> String {
 #[test]
 fn the_example_melody_runs_end_to_end_through_the_proxy() {
     let s = Setup::new();
-    let melody = Melody::load(&extensions().join("melodies/workspace-report.toml"), Some(&Installed(&s.kernel))).unwrap();
+    let melody = Melody::load(&extensions().join("melodies/workspace-report.toml"), Some(&InstalledTargets(&s.kernel))).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = rt().block_on(run_melody(&s.kernel, &melody, &s.store(), RunSettings::default(), Some(tx), Cancel::default())).unwrap();
     assert!(run.report.ok(), "{:?}", run.report.states);
@@ -143,8 +120,8 @@ fn validation_against_the_installed_carets() {
         "[[node]]\nid = \"a\"\ntarget = \"caret/text-tools\"\nop = \"nosuchop\"\n\n[[node]]\nid = \"b\"\ntarget = \"caret/absent\"\nop = \"x\"\n",
     )
     .unwrap();
-    let err = Melody::load(&path, Some(&Installed(&s.kernel))).expect_err("bad targets").to_string();
-    assert!(err.contains("bad.toml:1: node `a`: caret/text-tools has no op `nosuchop`"), "{err}");
+    let err = Melody::load(&path, Some(&InstalledTargets(&s.kernel))).expect_err("bad targets").to_string();
+    assert!(err.contains("bad.toml:1: node `a`: caret/text-tools has no op `nosuchop` (it has: stats, grep, todos, upper, count)"), "{err}");
     assert!(err.contains("bad.toml:6: node `b`: no caret `absent` is installed"), "{err}");
 }
 

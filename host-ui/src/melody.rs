@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use symphony_conductor::{run_melody, Melody, RunSettings, RunStore, TargetCheck};
+use symphony_conductor::{run_melody, InstalledTargets, Melody, RunSettings, RunStore};
 use symphony_dag::{Cancel, EventKind, NodeState};
 use symphony_kernel::{Kernel, Principal};
 
@@ -28,29 +28,6 @@ pub enum MelodyCommand {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
-}
-
-/// Checks a node's target against the kernel: an installed caret that offers the op, or a
-/// Pit service; `@`-ops are world exports and always exist for the right kind.
-struct Installed<'a>(&'a Kernel);
-
-impl TargetCheck for Installed<'_> {
-    fn check(&self, target: &str, op: &str) -> Result<(), String> {
-        let Some(id) = target.strip_prefix("caret/") else { return Ok(()) };
-        self.0.info(id).map_err(|e| e.to_string())?;
-        if op.starts_with('@') {
-            return Ok(());
-        }
-        let ops = self.0.invoke(&Principal::User, target, "@describe", "").map_err(|e| e.to_string())?;
-        let ops: serde_json::Value = serde_json::from_str(&ops).map_err(|e| e.to_string())?;
-        if ops.as_array().is_some_and(|a| a.iter().any(|o| o["name"] == op)) {
-            Ok(())
-        } else {
-            let names: Vec<String> =
-                ops.as_array().into_iter().flatten().filter_map(|o| o["name"].as_str().map(str::to_owned)).collect();
-            Err(format!("{target} has no op `{op}` (it has: {})", names.join(", ")))
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -77,7 +54,7 @@ fn fmt_duration(d: Duration) -> String {
 pub fn run(global: &Global, home: PathBuf, command: MelodyCommand) -> Result<ExitCode> {
     let kernel = open_kernel(global, home.clone(), None)?;
     match command {
-        MelodyCommand::Validate { file } => match Melody::load(&file, Some(&Installed(&kernel))) {
+        MelodyCommand::Validate { file } => match Melody::load(&file, Some(&InstalledTargets(&kernel))) {
             Ok(m) => {
                 if global.json {
                     let levels: Vec<Vec<&str>> =
@@ -103,7 +80,7 @@ pub fn run(global: &Global, home: PathBuf, command: MelodyCommand) -> Result<Exi
             }
         },
         MelodyCommand::Run { file, resume, concurrency } => {
-            let melody = match Melody::load(&file, Some(&Installed(&kernel))) {
+            let melody = match Melody::load(&file, Some(&InstalledTargets(&kernel))) {
                 Ok(m) => m,
                 Err(e) => {
                     eprintln!("{e}");
