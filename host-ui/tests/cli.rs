@@ -156,6 +156,12 @@ fn run_command_runs_a_wasi_tool_with_only_its_grants() {
     let out = cli.run(&["run-command", wc, "--grant", "fs.read:workspace", "--", "todo.txt"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "2 5 23 todo.txt\n");
+
+    // The same tool built for preview 1 (a core module, as most published WASI tools are).
+    let p1 = extensions().join("wc-command/build/wc.wasip1.wasm");
+    let out = cli.run(&["run-command", p1.to_str().unwrap(), "--grant", "fs.read:workspace", "--", "todo.txt"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2 5 23 todo.txt\n");
 }
 
 #[test]

@@ -1,16 +1,18 @@
-//! Plain `wasi:cli/command` components as operators: any WASI tool runs with its arguments,
+//! WASI command-line tools as operators: a `wasi:cli/command` component, or a preview-1 core
+//! module with `_start` (what most published WASI tools still are), runs with its arguments,
 //! stdin and stdout captured, and only the directories, variables and sockets granted.
 
 use crate::capability::{Capability, CapabilitySet};
 use crate::error::KernelError;
-use crate::host::{CaretState, ScopeRoots};
+use crate::host::{CaretState, MemoryCap, ScopeRoots};
 use crate::inspect::{self, World};
 use crate::kernel::Kernel;
 use crate::manifest::Limits;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::Store;
+use wasmtime::{Module, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
@@ -36,7 +38,74 @@ pub enum CommandError {
     Trap { program: String, reason: String, stdout: Vec<u8>, stderr: Vec<u8> },
 }
 
+/// How a command that did not return normally ended.
+enum Ending {
+    Exit(i32),
+    Timeout,
+    OutOfMemory,
+    Trap(String),
+}
+
+fn ending(e: &wasmtime::Error, memory_hit: bool) -> Ending {
+    match e.downcast_ref::<I32Exit>() {
+        Some(I32Exit(code)) => Ending::Exit(*code),
+        None if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => Ending::Timeout,
+        None if memory_hit => Ending::OutOfMemory,
+        None => Ending::Trap(format!("{e:#}")),
+    }
+}
+
+/// What a command may see: a granted workspace is its root (see `ScopeRoots`).
+fn command_roots(inner: &crate::kernel::KernelInner, principal: &str) -> ScopeRoots {
+    let layout = inner.registry.layout();
+    let dir = principal.replace(':', "-");
+    ScopeRoots {
+        workspace: inner.workspace.clone(),
+        data: layout.caret_data(&dir),
+        cache: layout.caret_cache(&dir),
+        sentinel: layout.sentinel_root(),
+        workspace_at_root: true,
+    }
+}
+
+/// Arms a store with the memory cap and the time limit of `limits`.
+fn arm<T>(store: &mut Store<T>, inner: &crate::kernel::KernelInner, limits: &Limits, limiter: fn(&mut T) -> &mut MemoryCap) {
+    store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+    store.epoch_deadline_trap();
+    let tick = u128::from(inner.config.kernel.epoch_tick_ms.max(1)) * 1000;
+    store.set_epoch_deadline(u64::try_from(limits.time.as_micros().div_ceil(tick)).unwrap_or(u64::MAX) + 1);
+}
+
 impl Kernel {
+    /// Turns a run's end into an exit status, or a trap error (auditing hit limits).
+    fn finish_command(
+        &self,
+        principal: &str,
+        program: &str,
+        limits: &Limits,
+        ended: Result<i32, Ending>,
+        output: impl Fn() -> (Vec<u8>, Vec<u8>),
+    ) -> Result<CommandOutput, CommandError> {
+        let audit = &self.inner().audit;
+        let reason = match ended {
+            Ok(status) | Err(Ending::Exit(status)) => {
+                let (stdout, stderr) = output();
+                return Ok(CommandOutput { status, stdout, stderr });
+            }
+            Err(Ending::Timeout) => {
+                audit.limited(principal, principal, "limits.time", program, format!("{:?}", limits.time));
+                format!("ran past its time limit of {:?}", limits.time)
+            }
+            Err(Ending::OutOfMemory) => {
+                audit.limited(principal, principal, "limits.memory", program, format!("{} bytes", limits.memory_bytes));
+                format!("hit the memory cap of {} MiB", limits.memory_bytes >> 20)
+            }
+            Err(Ending::Trap(reason)) => format!("trapped: {reason}"),
+        };
+        let (stdout, stderr) = output();
+        Err(CommandError::Trap { program: program.to_owned(), reason, stdout, stderr })
+    }
+
     /// Runs the command component in `wasm` with `args` (after the program name) and `stdin`,
     /// under `grants` and `limits`.
     pub fn run_command(
@@ -48,8 +117,15 @@ impl Kernel {
         limits: Limits,
     ) -> Result<CommandOutput, CommandError> {
         let bytes = std::fs::read(wasm).map_err(|e| KernelError::io(wasm, e))?;
-        let info = inspect::inspect(&bytes)
-            .map_err(|e| KernelError::InvalidComponent { path: wasm.to_path_buf(), reason: e.to_string() })?;
+        let info = match inspect::inspect(&bytes) {
+            Ok(info) => info,
+            Err(inspect::InspectError::CoreModule) => {
+                return self.run_preview1(wasm, &bytes, grants, args, stdin, limits);
+            }
+            Err(e) => {
+                return Err(KernelError::InvalidComponent { path: wasm.to_path_buf(), reason: e.to_string() }.into());
+            }
+        };
         if info.world != World::Command {
             return Err(KernelError::InvalidComponent {
                 path: wasm.to_path_buf(),
@@ -66,56 +142,79 @@ impl Kernel {
         let mut builder = WasiCtxBuilder::new();
         builder.stdin(MemoryInputPipe::new(stdin)).stdout(stdout.clone()).arg(&program).args(args);
         let principal = format!("command:{program}");
-        let layout = inner.registry.layout();
-        let roots = ScopeRoots {
-            workspace: inner.workspace.clone(),
-            data: layout.caret_data(&principal.replace(':', "-")),
-            cache: layout.caret_cache(&principal.replace(':', "-")),
-            sentinel: layout.sentinel_root(),
-        workspace_at_root: true,
-        };
         let state = CaretState::new(
             builder,
             Arc::from(principal.as_str()),
             Arc::new(CapabilitySet::new(grants.iter().cloned())),
-            &roots,
+            &command_roots(inner, &principal),
             limits.memory_bytes,
             std::sync::Weak::new(),
             Arc::clone(&inner.audit),
         );
         let mut store = Store::new(&inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        let tick = u128::from(inner.config.kernel.epoch_tick_ms.max(1)) * 1000;
-        store.set_epoch_deadline(u64::try_from(limits.time.as_micros().div_ceil(tick)).unwrap_or(u64::MAX) + 1);
+        arm(&mut store, inner, &limits, |s| &mut s.limiter);
         store.data_mut().deadline = Instant::now() + limits.time;
 
-        let trap = |store: &Store<CaretState>, reason: String| CommandError::Trap {
-            program: program.clone(),
-            reason,
-            stdout: stdout.contents().to_vec(),
-            stderr: store.data().stderr.contents().to_vec(),
-        };
-        let command = match Command::instantiate(&mut store, &component, &inner.linker) {
-            Ok(c) => c,
-            Err(e) => return Err(trap(&store, format!("cannot instantiate: {e:#}"))),
-        };
-        let status = match command.wasi_cli_run().call_run(&mut store) {
-            Ok(Ok(())) => 0,
-            Ok(Err(())) => 1,
-            Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(I32Exit(code)) => *code,
-                None if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
-                    inner.audit.limited(&principal, &principal, "limits.time", &program, format!("{:?}", limits.time));
-                    return Err(trap(&store, format!("ran past its time limit of {:?}", limits.time)));
-                }
-                None if store.data().limiter.hit => {
-                    inner.audit.limited(&principal, &principal, "limits.memory", &program, format!("{} bytes", limits.memory_bytes));
-                    return Err(trap(&store, format!("hit the memory cap of {} MiB", limits.memory_bytes >> 20)));
-                }
-                None => return Err(trap(&store, format!("trapped: {e:#}"))),
+        let ended = match Command::instantiate(&mut store, &component, &inner.linker) {
+            Err(e) => Err(Ending::Trap(format!("cannot instantiate: {e:#}"))),
+            Ok(command) => match command.wasi_cli_run().call_run(&mut store) {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(())) => Ok(1),
+                Err(e) => Err(ending(&e, store.data().limiter.hit)),
             },
         };
-        Ok(CommandOutput { status, stdout: stdout.contents().to_vec(), stderr: store.data().stderr.contents().to_vec() })
+        let stderr = store.data().stderr.clone();
+        self.finish_command(&principal, &program, &limits, ended, || (stdout.contents().to_vec(), stderr.contents().to_vec()))
     }
+
+    /// Runs a preview-1 core module's `_start` under the same grants. Filesystem escapes are
+    /// refused by the same cap-std preopens; unlike components, refusals inside preview 1 are
+    /// not audited (its host calls do not pass through the kernel's wrappers).
+    fn run_preview1(
+        &self,
+        wasm: &Path,
+        bytes: &[u8],
+        grants: &[Capability],
+        args: &[String],
+        stdin: Vec<u8>,
+        limits: Limits,
+    ) -> Result<CommandOutput, CommandError> {
+        let inner = self.inner();
+        let invalid = |reason: String| KernelError::InvalidComponent { path: wasm.to_path_buf(), reason };
+        let program = wasm.file_stem().map_or_else(|| "command".to_owned(), |s| s.to_string_lossy().into_owned());
+        let module = Module::new(&inner.engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        if !module.exports().any(|e| e.name() == "_start") {
+            return Err(invalid("a core module without `_start` is not a command (build a binary crate for wasm32-wasip1 or wasm32-wasip2)".to_owned()).into());
+        }
+        let principal = format!("command:{program}");
+        let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
+        let mut builder = WasiCtxBuilder::new();
+        builder.stdin(MemoryInputPipe::new(stdin)).stdout(stdout.clone()).stderr(stderr.clone()).arg(&program).args(args);
+        let grants = Arc::new(CapabilitySet::new(grants.iter().cloned()));
+        let roots = command_roots(inner, &principal);
+        crate::host::configure_wasi(&mut builder, &principal, &grants, &roots, &inner.audit, &Default::default(), false);
+        let state = Preview1 {
+            wasi: builder.build_p1(),
+            limiter: MemoryCap { bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX), hit: false },
+        };
+        let mut store = Store::new(&inner.engine, state);
+        arm(&mut store, inner, &limits, |s| &mut s.limiter);
+        let mut linker: wasmtime::Linker<Preview1> = wasmtime::Linker::new(&inner.engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi).map_err(|e| KernelError::Engine(format!("{e:#}")))?;
+        let ended = match linker.instantiate(&mut store, &module) {
+            Err(e) => Err(Ending::Trap(format!("cannot instantiate: {e:#}"))),
+            Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                Err(e) => Err(Ending::Trap(format!("`_start` has the wrong type: {e:#}"))),
+                Ok(start) => start.call(&mut store, ()).map(|()| 0).map_err(|e| ending(&e, store.data().limiter.hit)),
+            },
+        };
+        self.finish_command(&principal, &program, &limits, ended, || (stdout.contents().to_vec(), stderr.contents().to_vec()))
+    }
+}
+
+/// The store data of a preview-1 command.
+struct Preview1 {
+    wasi: WasiP1Ctx,
+    limiter: MemoryCap,
 }

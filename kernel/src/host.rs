@@ -106,16 +106,19 @@ impl ScopeRoots {
 
 /// Builds the WASI context of one instance from its grants and nothing else: no inherited
 /// environment, arguments or directories, and every socket address checked against grants.
-/// `b` comes with stdio (and arguments, for commands) already set by the caller. Also says
-/// whether the sentinel was mounted at `/`.
-pub(crate) fn build_wasi(
-    mut b: WasiCtxBuilder,
+/// `b` comes with stdio (and arguments, for commands) already set by the caller; the caller
+/// builds it (preview 2, or preview 1 for core modules). `sentinel` asks for the audited `/`
+/// mount (only preview-2 guests go through the wrappers that use it); returns whether it was
+/// mounted.
+pub(crate) fn configure_wasi(
+    b: &mut WasiCtxBuilder,
     caret: &str,
     grants: &Arc<CapabilitySet>,
     roots: &ScopeRoots,
     audit: &Arc<AuditLog>,
     denial: &DenialSlot,
-) -> (WasiCtx, bool) {
+    sentinel: bool,
+) -> bool {
 
     // One preopen per scope, read-write where a write grant covers it.
     let mut mounts: Vec<(FsScope, FsMode)> = Vec::new();
@@ -146,7 +149,8 @@ pub(crate) fn build_wasi(
         }
     }
 
-    let sentinel_mounted = !root_taken
+    let sentinel_mounted = sentinel
+        && !root_taken
         && match b.preopened_dir(&roots.sentinel, crate::wasi_guard::SENTINEL_MOUNT, FsPerms::ReadOnly) {
             Ok(_) => true,
             Err(e) => {
@@ -198,7 +202,7 @@ pub(crate) fn build_wasi(
         }
         Box::pin(async move { allowed })
     });
-    (b.build(), sentinel_mounted)
+    sentinel_mounted
 }
 
 fn note(slot: &DenialSlot, capability: String) {
@@ -240,7 +244,8 @@ impl CaretState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         builder.stderr(stderr.clone());
         let denial = DenialSlot::default();
-        let (wasi, sentinel_mounted) = build_wasi(builder, &caret, &grants, roots, &audit, &denial);
+        let sentinel_mounted = configure_wasi(&mut builder, &caret, &grants, roots, &audit, &denial, true);
+        let wasi = builder.build();
         Self {
             wasi,
             table: ResourceTable::new(),

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// Command packages are also built for preview 1, as most published WASI tools are.
+const PREVIEW1_TARGET: &str = "wasm32-wasip1";
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -46,14 +48,19 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn ensure_wasm_target() -> Result<()> {
+fn ensure_wasm_targets() -> Result<()> {
     let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
-        Ok(_) => run(Command::new("rustup").args(["target", "add", WASM_TARGET])),
-        // Without rustup the target must come with the toolchain; cargo will say if it does not.
-        Err(_) => Ok(()),
+    let Ok(out) = out else {
+        // Without rustup the targets must come with the toolchain; cargo will say if they do not.
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for target in [WASM_TARGET, PREVIEW1_TARGET] {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -81,6 +88,8 @@ struct WasmPackage {
     name: String,
     /// The artifact cargo writes: `<lib>.wasm` or `<bin>.wasm`.
     artifact: String,
+    /// A command (binary), also built as a preview-1 module.
+    is_command: bool,
 }
 
 fn wasm_packages(extensions: &Path) -> Result<Vec<WasmPackage>> {
@@ -103,7 +112,8 @@ fn wasm_packages(extensions: &Path) -> Result<Vec<WasmPackage>> {
             (None, Some(bin)) => format!("{}.wasm", bin.name),
             (None, None) => format!("{}.wasm", m.package.name.replace('-', "_")),
         };
-        out.push(WasmPackage { dir, name: m.package.name, artifact });
+        let is_command = m.lib.is_none() && !m.bin.is_empty();
+        out.push(WasmPackage { dir, name: m.package.name, artifact, is_command });
     }
     Ok(out)
 }
@@ -118,7 +128,7 @@ fn extensions_target(root: &Path) -> PathBuf {
 /// Builds every package in `extensions/` for wasm32-wasip2 and copies each component to
 /// `<package>/build/`, where its `Symphony.toml` points.
 fn build_carets(root: &Path) -> Result<Vec<PathBuf>> {
-    ensure_wasm_target()?;
+    ensure_wasm_targets()?;
     let extensions = root.join("extensions");
     let target_dir = extensions_target(root);
     let mut built = Vec::new();
@@ -136,6 +146,16 @@ fn build_carets(root: &Path) -> Result<Vec<PathBuf>> {
         let size = std::fs::metadata(&dest)?.len();
         eprintln!("  {} -> {} ({} KiB)", pkg.name, dest.strip_prefix(root).unwrap_or(&dest).display(), size / 1024);
         built.push(dest);
+        if pkg.is_command {
+            run(Command::new(env!("CARGO"))
+                .current_dir(&extensions)
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .args(["build", "--quiet", "--release", "--target", PREVIEW1_TARGET, "-p", &pkg.name]))?;
+            let from = target_dir.join(PREVIEW1_TARGET).join("release").join(&pkg.artifact);
+            let dest = dest_dir.join(pkg.artifact.replace(".wasm", ".wasip1.wasm"));
+            std::fs::copy(&from, &dest).with_context(|| format!("copying {} to {}", from.display(), dest.display()))?;
+            built.push(dest);
+        }
     }
     Ok(built)
 }

@@ -46,3 +46,30 @@ fn a_caret_is_not_a_command_and_garbage_is_not_either() {
     let err = f.kernel.run_command(&junk, &[], &[], Vec::new(), Limits::default()).expect_err("junk");
     assert!(matches!(err, CommandError::Kernel(_)), "{err}");
 }
+
+#[test]
+fn a_preview1_core_module_runs_as_a_command_under_the_same_grants() {
+    let f = Fixture::new();
+    let wc = built_wasm("wc-command", "wc.wasip1.wasm");
+    let out = f.kernel.run_command(&wc, &[], &[], b"one two\nthree\n".to_vec(), Limits::default()).unwrap();
+    assert_eq!((out.status, String::from_utf8_lossy(&out.stdout).into_owned()), (0, "2 3 14\n".to_owned()));
+
+    let args = vec!["notes.md".to_owned()];
+    let out = f.kernel.run_command(&wc, &[], &args, Vec::new(), Limits::default()).unwrap();
+    assert_eq!(out.status, 1, "no grant, no file: {:?}", String::from_utf8_lossy(&out.stdout));
+
+    let granted = [cap("fs.read:workspace")];
+    let out = f.kernel.run_command(&wc, &granted, &args, Vec::new(), Limits::default()).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4 9 48 notes.md\n");
+
+    let escape = vec!["../secret.txt".to_owned(), "/../secret.txt".to_owned()];
+    let out = f.kernel.run_command(&wc, &granted, &escape, Vec::new(), Limits::default()).unwrap();
+    assert_eq!(out.status, 1);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"));
+
+    // A core module that is a library, not a command.
+    let lib = f.root.path().join("lib.wasm");
+    std::fs::write(&lib, b"\0asm\x01\0\0\0").unwrap();
+    let err = f.kernel.run_command(&lib, &[], &[], Vec::new(), Limits::default()).expect_err("no _start");
+    assert!(err.to_string().contains("without `_start`"), "{err}");
+}
