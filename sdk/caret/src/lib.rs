@@ -200,11 +200,15 @@ pub trait Motif: Caret {
 
 /// Exports a caret type as the component's implementation of its world.
 ///
-/// The type must implement [`Caret`] and the trait of the enabled kind feature.
+/// The type must implement [`Caret`] and the trait of the enabled kind feature. The exports
+/// exist only when building for wasm32: their names are not valid native symbols, and a host
+/// build (`cargo test` of the caret's own logic) has nothing to export.
 #[macro_export]
 macro_rules! export {
     ($caret:ty) => {
+        #[cfg(target_arch = "wasm32")]
         type __SymphonyCaretExport = $crate::Adapter<$caret>;
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_world!(__SymphonyCaretExport with_types_in $crate::bindings);
     };
 }

@@ -1,0 +1,262 @@
+//! `carets`: the caret developer's tool. `carets new` scaffolds a caret that builds as
+//! generated; `carets build` compiles it for wasm32-wasip2 and checks the component against
+//! its manifest — world, API version, and that every import is declared.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use symphony_kernel::inspect::{self, World};
+use symphony_kernel::manifest::{is_valid_id, Manifest, MANIFEST_FILE};
+
+const TARGET: &str = "wasm32-wasip2";
+
+#[derive(Parser, Debug)]
+#[command(name = "carets", version, about = "Scaffold, build and validate Symphony carets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    Operator,
+    Instrument,
+    Motif,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Operator => "operator",
+            Kind::Instrument => "instrument",
+            Kind::Motif => "motif",
+        }
+    }
+    fn template(self) -> &'static str {
+        match self {
+            Kind::Operator => include_str!("../templates/operator.rs"),
+            Kind::Instrument => include_str!("../templates/instrument.rs"),
+            Kind::Motif => include_str!("../templates/motif.rs"),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a new caret crate that builds as generated.
+    New {
+        /// The caret id: lower-case letters, digits and `-`.
+        name: String,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Where to create it (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path of the `symphony-caret` SDK crate (default: the one this tool was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the caret in DIR for wasm32-wasip2 and validate the component.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::New { name, kind, dir, sdk } => new(&name, kind, &dir, sdk),
+        Cmd::Build { dir } => build(&dir),
+    }
+}
+
+fn type_name(id: &str) -> String {
+    id.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn default_sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("caret")
+}
+
+fn new(name: &str, kind: Kind, parent: &Path, sdk: Option<PathBuf>) -> Result<()> {
+    if !is_valid_id(name) {
+        bail!("`{name}` is not a valid caret id: use 2-64 lower-case letters, digits and `-`, starting with a letter");
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        bail!("{} already exists; pick another name or remove it", dir.display());
+    }
+    let sdk = sdk.unwrap_or_else(default_sdk);
+    let sdk = sdk.canonicalize().with_context(|| format!("the SDK crate at {} (pass --sdk)", sdk.display()))?;
+    let lib = name.replace('-', "_");
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    let cargo = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+symphony-caret = {{ path = {sdk:?}, features = ["{kind}"] }}
+
+# A caret is its own workspace, even when created inside another one.
+[workspace]
+
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+strip = true
+debug = false
+"#,
+        sdk = sdk.display().to_string(),
+        kind = kind.name(),
+    );
+    let manifest = format!(
+        r#"[caret]
+id = "{name}"
+name = "{title}"
+version = "0.1.0"
+kind = "{kind}"
+api = "{api}"
+component = "build/{lib}.wasm"
+description = "A new {kind}"
+authors = []
+
+[capabilities]
+# What the caret asks for; a person grants it, or part of it. Examples:
+#   "fs.read:workspace", "env:MY_TOKEN", "net.connect:127.0.0.1:8080",
+#   "process.exec:git status **", "caret.call:text-tools/grep", "ui.panel"
+request = []
+
+[limits]
+memory = "64MiB"
+time = "5s"
+instances = 4
+"#,
+        title = type_name(name),
+        kind = kind.name(),
+        api = symphony_kernel::wit::SUPPORTED_API_VERSIONS.last().copied().unwrap_or("0.1.0"),
+    );
+    let readme = format!(
+        "# {name}\n\nA Symphony {kind}.\n\n```sh\ncarets build                                  # build/{lib}.wasm, validated\ncargo test                                    # the caret's own tests\nsymphony caret install .                      # install it\nsymphony call {name} @describe                # what it offers\n```\n\nDeclare capabilities in `Symphony.toml`; `carets build` refuses a component that imports\nwhat the manifest does not declare.\n",
+        kind = kind.name(),
+    );
+    let source = kind.template().replace("{{name}}", name).replace("{{Type}}", &type_name(name));
+    for (path, text) in [
+        (dir.join("Cargo.toml"), cargo),
+        (dir.join(MANIFEST_FILE), manifest),
+        (dir.join("README.md"), readme),
+        (dir.join("src/lib.rs"), source),
+        (dir.join(".gitignore"), "/target\n/build\n".to_owned()),
+    ] {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("created {} ({}) in {}", name, kind.name(), dir.display());
+    println!("next: cd {} && carets build", dir.display());
+    Ok(())
+}
+
+fn ensure_target() -> Result<()> {
+    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+        return Ok(());
+    }
+    eprintln!("installing the {TARGET} target (rustup target add {TARGET})");
+    let status = Command::new("rustup").args(["target", "add", TARGET]).status().context("running rustup")?;
+    if !status.success() {
+        bail!("`rustup target add {TARGET}` failed; install the target and run `carets build` again");
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct CargoToml {
+    package: Package,
+    #[serde(default)]
+    lib: Option<LibSection>,
+}
+
+#[derive(serde::Deserialize)]
+struct Package {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct LibSection {
+    name: Option<String>,
+}
+
+fn build(dir: &Path) -> Result<()> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest = Manifest::load(&manifest_path)?;
+    let cargo_text = std::fs::read_to_string(dir.join("Cargo.toml")).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
+    let cargo: CargoToml = toml::from_str(&cargo_text).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
+    let lib = cargo.lib.and_then(|l| l.name).unwrap_or_else(|| cargo.package.name.replace('-', "_"));
+    ensure_target()?;
+
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .current_dir(dir)
+        .args(["build", "--release", "--target", TARGET])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build failed (its errors are above)");
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
+    let built = target_dir.join(TARGET).join("release").join(format!("{lib}.wasm"));
+    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+
+    let info = inspect::inspect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", built.display()))?;
+    match &info.world {
+        World::Caret { .. } => {}
+        World::Command => bail!("{} is a wasi:cli command, not a caret: it needs `[lib] crate-type = [\"cdylib\"]` and `symphony_caret::export!`", built.display()),
+        World::Unknown => bail!("{} exports no Symphony world: call `symphony_caret::export!(YourType);` in src/lib.rs", built.display()),
+    }
+    symphony_kernel::registry::check_component(&manifest, &info).map_err(|e| match e {
+        symphony_kernel::KernelError::UndeclaredImports { undeclared, .. } => anyhow::anyhow!(
+            "the component imports what {} does not declare:\n{}\nadd the capability to `[capabilities] request` (a person still has to grant it)",
+            manifest_path.display(),
+            undeclared.iter().map(|(i, c)| format!("  {i}: declare a `{c}` capability")).collect::<Vec<_>>().join("\n")
+        ),
+        other => anyhow::Error::from(other),
+    })?;
+
+    let dest = dir.join(&manifest.component);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&dest, &bytes).with_context(|| format!("writing {}", dest.display()))?;
+    println!(
+        "built {} {} ({}, API {}): {} KiB -> {}",
+        manifest.id,
+        manifest.version,
+        manifest.kind,
+        manifest.api,
+        bytes.len().div_ceil(1024),
+        dest.display()
+    );
+    Ok(())
+}
