@@ -95,6 +95,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Manage the keys you trust to sign carets.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
@@ -103,16 +106,35 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Trust a signing key (the public key `carets keygen` printed).
+    Add {
+        key: String,
+        /// A name to remember it by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List trusted keys.
+    List,
+    /// Stop trusting a key; installed carets stay installed.
+    Remove { key: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum CaretCommand {
-    /// Install from a caret directory (with `Symphony.toml`), or a component with `--manifest`.
+    /// Install from a caret directory (with `Symphony.toml`), a signed `.caret` package, or a
+    /// component with `--manifest`.
     Install {
-        /// The caret directory, or a `.wasm` file when `--manifest` is given.
+        /// The caret directory, a `.caret` package, or a `.wasm` file when `--manifest` is given.
         path: PathBuf,
         #[arg(long)]
         manifest: Option<PathBuf>,
         /// Also grant everything the manifest asks for (you are shown the list).
         #[arg(long)]
         grant_requested: bool,
+        /// Accept a package that carries no signature.
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// List installed carets.
     List,
@@ -217,6 +239,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Start(args) => demo::start(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
+        Command::Trust(t) => {
+            let kernel = open_kernel(&global, home, None)?;
+            let store = kernel.trust();
+            match t {
+                TrustCommand::Add { key, name } => {
+                    let entry = store.add(&key, &name)?;
+                    output::message(&format!("trusting {} {}", entry.key, entry.name), global.json)?;
+                }
+                TrustCommand::List => {
+                    let keys = store.list()?;
+                    if global.json {
+                        println!("{}", serde_json::to_string_pretty(&keys)?);
+                    } else if keys.is_empty() {
+                        println!("no trusted keys — `symphony trust add <public key>`");
+                    } else {
+                        for k in keys {
+                            println!("{}  {:<20} since {}", k.key, k.name, k.added_at);
+                        }
+                    }
+                }
+                TrustCommand::Remove { key } => {
+                    let removed = store.remove(&key)?;
+                    output::message(if removed { "removed" } else { "that key was not trusted" }, global.json)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config => {
             let config = load_config(&global, &home)?;
             output::config(&config, global.json)?;
@@ -294,9 +343,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode> {
     match command {
-        CaretCommand::Install { path, manifest, grant_requested } => {
+        CaretCommand::Install { path, manifest, grant_requested, allow_unsigned } => {
             let installed = match manifest {
                 Some(m) => kernel.install_files(&path, &m)?,
+                None if path.is_file() => kernel.install_package(&path, allow_unsigned)?,
                 None => kernel.install_dir(&path)?,
             };
             let id = installed.manifest.id.clone();

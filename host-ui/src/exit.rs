@@ -54,6 +54,14 @@ pub fn code_for(e: &anyhow::Error) -> ExitCode {
         if cause.downcast_ref::<symphony_kernel::capability::CapabilityParseError>().is_some() {
             return ExitCode::from(INVALID);
         }
+        if let Some(p) = cause.downcast_ref::<symphony_kernel::package::PackageError>() {
+            use symphony_kernel::package::PackageError as P;
+            return ExitCode::from(match p {
+                P::Unsigned { .. } | P::Untrusted { .. } => DENIED,
+                P::Malformed { .. } | P::Tampered { .. } | P::BadSignature { .. } => INVALID,
+                P::Kernel(k) => for_kernel(k),
+            });
+        }
         if let Some(c) = cause.downcast_ref::<CommandError>() {
             return ExitCode::from(match c {
                 CommandError::Kernel(k) => for_kernel(k),

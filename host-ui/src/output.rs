@@ -89,6 +89,10 @@ pub fn caret_info(c: &CaretStatus, json: bool) -> Result<()> {
         println!("  authors:     {}", m.authors.join(", "));
     }
     println!("  blake3:      {}", c.installed.hash);
+    match &c.installed.provenance {
+        Some(p) => println!("  signed by:   {} (key {})", p.signer, p.key),
+        None => println!("  signed by:   nobody (installed from a directory or an unsigned package)"),
+    }
     println!("  size:        {} bytes", c.installed.size);
     println!("  installed:   {} from {}", c.installed.installed_at, c.installed.source.display());
     println!(

@@ -249,3 +249,34 @@ fn melody_validate_run_fail_and_resume() {
     assert_eq!(code(&out), 5);
     assert!(text(&out.stderr).contains("m.toml:1: node `a`: input reads `${b}`, but there is no node `b`"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn packages_install_only_from_trusted_keys() {
+    use symphony_kernel::package::{generate_key, hex, Package};
+    let cli = Cli::new();
+    let dir = extensions().join("text-tools");
+    let manifest_text = std::fs::read_to_string(dir.join("Symphony.toml")).unwrap();
+    let mut package = Package { manifest_text, component: std::fs::read(dir.join("build/text_tools.wasm")).unwrap(), signature: None };
+    let key = generate_key().unwrap();
+    package.sign(&key, "tester");
+    let path = cli.root.path().join("text-tools.caret");
+    std::fs::write(&path, package.to_tar().unwrap()).unwrap();
+    let public = hex(key.verifying_key().as_bytes());
+
+    let out = cli.run(&["caret", "install", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("symphony trust add {public}")), "{}", text(&out.stderr));
+
+    let out = cli.run(&["trust", "add", &public, "--name", "tester"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&cli.run(&["trust", "list"]).stdout).contains(&public));
+    let out = cli.run(&["caret", "install", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let info = text(&cli.run(&["caret", "info", "text-tools"]).stdout);
+    assert!(info.contains(&format!("signed by:   tester (key {public})")), "{info}");
+
+    let out = cli.run(&["trust", "add", "not-a-key"]);
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    std::fs::write(&path, b"garbage").unwrap();
+    assert_eq!(code(&cli.run(&["caret", "install", path.to_str().unwrap()])), 5);
+}

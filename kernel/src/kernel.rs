@@ -270,6 +270,35 @@ impl Kernel {
         Ok(installed)
     }
 
+    /// The keys this home trusts to sign carets.
+    pub fn trust(&self) -> crate::trust::TrustStore {
+        crate::trust::TrustStore::new(self.inner.registry.layout().trusted_keys())
+    }
+
+    /// Installs a `.caret` package: its contents must match their signed hash, and its signer
+    /// must be trusted (unless the package is unsigned and `allow_unsigned` is set).
+    pub fn install_package(&self, path: &Path, allow_unsigned: bool) -> Result<InstalledCaret, crate::package::PackageError> {
+        use crate::package::PackageError;
+        let verified = crate::package::open(path)?;
+        let provenance = match &verified.signed_by {
+            Some((key, signer)) => {
+                if !self.trust().is_trusted(key)? {
+                    return Err(PackageError::Untrusted { path: path.to_path_buf(), key: key.clone(), signer: signer.clone() });
+                }
+                Some(crate::registry::Provenance {
+                    key: key.clone(),
+                    signer: signer.clone(),
+                    content_hash: verified.content_hash.clone(),
+                })
+            }
+            None if allow_unsigned => None,
+            None => return Err(PackageError::Unsigned { path: path.to_path_buf() }),
+        };
+        let installed = self.inner.registry.install_with(verified.manifest, &verified.component, path, provenance)?;
+        self.unload(&installed.manifest.id);
+        Ok(installed)
+    }
+
     /// Every installed caret with its grants.
     pub fn list(&self) -> Result<Vec<CaretStatus>, KernelError> {
         self.inner

@@ -16,7 +16,9 @@ pub mod host;
 pub mod inspect;
 mod kernel;
 pub mod manifest;
+pub mod package;
 pub mod registry;
+pub mod trust;
 pub mod wit;
 
 pub use audit::{AuditLog, AuditRecord, Decision};

@@ -25,6 +25,9 @@ impl HomeLayout {
     pub fn caret_dir(&self, id: &str) -> PathBuf {
         self.carets().join(id)
     }
+    pub fn trusted_keys(&self) -> PathBuf {
+        self.root.join("trusted-keys.json")
+    }
     pub fn grants_file(&self) -> PathBuf {
         self.root.join("grants.json")
     }
@@ -54,6 +57,16 @@ pub struct GrantRecord {
     pub by: String,
 }
 
+/// Who signed an installed caret, when it came from a signed package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// ed25519 public key, hex.
+    pub key: String,
+    pub signer: String,
+    /// The package's content hash the signature covers, hex.
+    pub content_hash: String,
+}
+
 /// What the registry knows of an installed caret.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InstalledCaret {
@@ -64,6 +77,10 @@ pub struct InstalledCaret {
     pub installed_at: String,
     /// Where it was installed from.
     pub source: PathBuf,
+    /// The signature it was installed with; `None` for a caret installed from a directory
+    /// or an unsigned package.
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
 }
 
 impl InstalledCaret {
@@ -197,7 +214,18 @@ impl Registry {
 
     /// Validates and stores a caret atomically: the new version appears whole or not at all,
     /// and the previous version stays until the new one is in place.
-    pub fn install(&self, mut manifest: Manifest, bytes: &[u8], source: &Path) -> Result<InstalledCaret, KernelError> {
+    pub fn install(&self, manifest: Manifest, bytes: &[u8], source: &Path) -> Result<InstalledCaret, KernelError> {
+        self.install_with(manifest, bytes, source, None)
+    }
+
+    /// `install`, recording who signed the package it came from.
+    pub fn install_with(
+        &self,
+        mut manifest: Manifest,
+        bytes: &[u8],
+        source: &Path,
+        provenance: Option<Provenance>,
+    ) -> Result<InstalledCaret, KernelError> {
         let info = inspect::inspect(bytes)
             .map_err(|e| KernelError::InvalidComponent { path: source.to_path_buf(), reason: e.to_string() })?;
         check_component(&manifest, &info)?;
@@ -209,6 +237,7 @@ impl Registry {
             installed_at: now_rfc3339(),
             source: source.to_path_buf(),
             manifest,
+            provenance,
         };
         let carets = self.layout.carets();
         std::fs::create_dir_all(&carets).map_err(|e| KernelError::io(&carets, e))?;

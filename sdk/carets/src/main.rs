@@ -1,13 +1,16 @@
 //! `carets`: the caret developer's tool. `carets new` scaffolds a caret that builds as
 //! generated; `carets build` compiles it for wasm32-wasip2 and checks the component against
-//! its manifest — world, API version, and that every import is declared.
+//! its manifest — world, API version, and that every import is declared; `keygen`, `pack`,
+//! `sign` and `verify` make and check signed `.caret` packages.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use symphony_kernel::inspect::{self, World};
+use ed25519_dalek::SigningKey;
 use symphony_kernel::manifest::{is_valid_id, Manifest, MANIFEST_FILE};
+use symphony_kernel::package::{self, hex, unhex, Package};
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -62,6 +65,43 @@ enum Cmd {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Make a signing key; prints the public key others add with `symphony trust add`.
+    Keygen {
+        /// Where to write the secret key (kept private: mode 0600).
+        #[arg(long, default_value = "caret-signing.key")]
+        out: PathBuf,
+        /// Your name as signer, shown to whoever installs your carets.
+        #[arg(long)]
+        name: String,
+    },
+    /// Pack the built caret in DIR into a `.caret` package, signed when --key is given.
+    Pack {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The package file (default: `<id>-<version>.caret` in DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign (or re-sign) a `.caret` package.
+    Sign {
+        package: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a package: contents against the signed hash, and the signature.
+    Verify { package: PathBuf },
+}
+
+/// A signing key file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    name: String,
+    /// ed25519 secret key, hex.
+    secret: String,
+    /// The matching public key, hex.
+    public: String,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +118,93 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::New { name, kind, dir, sdk } => new(&name, kind, &dir, sdk),
         Cmd::Build { dir } => build(&dir),
+        Cmd::Keygen { out, name } => keygen(&out, &name),
+        Cmd::Pack { dir, key, out } => pack(&dir, key.as_deref(), out),
+        Cmd::Sign { package: path, key } => {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut package = Package::from_tar(&bytes, &path)?;
+            let (key, name) = load_key(&key)?;
+            package.sign(&key, &name);
+            write_package(&path, &package)?;
+            println!("signed {} as {name} ({})", path.display(), hex(key.verifying_key().as_bytes()));
+            Ok(())
+        }
+        Cmd::Verify { package: path } => {
+            let verified = package::open(&path)?;
+            let m = &verified.manifest;
+            println!("{} {} ({}, API {}), content {}", m.id, m.version, m.kind, m.api, verified.content_hash);
+            match verified.signed_by {
+                Some((key, signer)) => println!("signed by {signer} with key {key}: signature valid"),
+                None => bail!("{} is not signed", path.display()),
+            }
+            Ok(())
+        }
     }
+}
+
+fn load_key(path: &Path) -> Result<(SigningKey, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the key {}", path.display()))?;
+    let file: KeyFile = serde_json::from_str(&text).with_context(|| format!("{} is not a key made by `carets keygen`", path.display()))?;
+    let secret: [u8; 32] = unhex(&file.secret)
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: the secret is not 64 hex digits", path.display()))?;
+    Ok((SigningKey::from_bytes(&secret), file.name))
+}
+
+fn keygen(out: &Path, name: &str) -> Result<()> {
+    if out.exists() {
+        bail!("{} already exists; refusing to overwrite a key", out.display());
+    }
+    let key = package::generate_key()?;
+    let public = hex(key.verifying_key().as_bytes());
+    let file = KeyFile { name: name.to_owned(), secret: hex(&key.to_bytes()), public: public.clone() };
+    let json = serde_json::to_vec_pretty(&file)?;
+    write_private(out, &json)?;
+    println!("secret key written to {} (keep it private)", out.display());
+    println!("public key: {public}");
+    println!("whoever installs your carets trusts it with: symphony trust add {public}");
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_package(path: &Path, package: &Package) -> Result<()> {
+    let tmp = path.with_extension("caret.tmp");
+    std::fs::write(&tmp, package.to_tar()?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn pack(dir: &Path, key: Option<&Path>, out: Option<PathBuf>) -> Result<()> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest = Manifest::parse(&manifest_text, &manifest_path)?;
+    let component_path = dir.join(&manifest.component);
+    let component = std::fs::read(&component_path)
+        .with_context(|| format!("{} is not built: run `carets build` first", component_path.display()))?;
+    let info = inspect::inspect(&component).map_err(|e| anyhow::anyhow!("{}: {e}", component_path.display()))?;
+    symphony_kernel::registry::check_component(&manifest, &info)?;
+    let mut package = Package { manifest_text, component, signature: None };
+    if let Some(key) = key {
+        let (key, name) = load_key(key)?;
+        package.sign(&key, &name);
+    }
+    let out = out.unwrap_or_else(|| dir.join(format!("{}-{}.caret", manifest.id, manifest.version)));
+    write_package(&out, &package)?;
+    let signed = package.signature.as_ref().map_or_else(|| "unsigned".to_owned(), |s| format!("signed by {}", s.signer));
+    println!("packed {} {} ({signed}) -> {}", manifest.id, manifest.version, out.display());
+    Ok(())
 }
 
 fn type_name(id: &str) -> String {
@@ -194,13 +320,13 @@ fn ensure_target() -> Result<()> {
 
 #[derive(serde::Deserialize)]
 struct CargoToml {
-    package: Package,
+    package: CargoPackage,
     #[serde(default)]
     lib: Option<LibSection>,
 }
 
 #[derive(serde::Deserialize)]
-struct Package {
+struct CargoPackage {
     name: String,
 }
 
