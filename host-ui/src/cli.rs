@@ -142,6 +142,8 @@ pub enum CaretCommand {
     Info { id: String },
     /// Remove a caret and its grants.
     Remove { id: String },
+    /// Go back to the version installed before the current one.
+    Rollback { id: String },
     /// Grant capabilities; each must narrow what the manifest asks for.
     Grant {
         id: String,
@@ -360,6 +362,10 @@ fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode>
         CaretCommand::Remove { id } => {
             let removed = kernel.remove(&id)?;
             output::message(&format!("removed {} {}", removed.manifest.id, removed.manifest.version), json)?;
+        }
+        CaretCommand::Rollback { id } => {
+            let restored = kernel.rollback(&id)?;
+            output::message(&format!("{} is back at {}", restored.manifest.id, restored.manifest.version), json)?;
         }
         CaretCommand::Grant { id, capabilities } => {
             let caps = parse_caps(&capabilities)?;

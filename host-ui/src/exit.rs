@@ -27,7 +27,7 @@ pub fn for_call(e: &CallError) -> u8 {
 fn for_kernel(e: &KernelError) -> u8 {
     match e {
         KernelError::Call(c) => for_call(c),
-        KernelError::NotInstalled(_) | KernelError::ComponentMissing { .. } => NOT_FOUND,
+        KernelError::NotInstalled(_) | KernelError::NoPrevious(_) | KernelError::ComponentMissing { .. } => NOT_FOUND,
         KernelError::NotRequested { .. } => DENIED,
         KernelError::Manifest(_)
         | KernelError::Capability(_)

@@ -120,6 +120,8 @@ pub enum KernelError {
     UndeclaredImports { id: String, undeclared: Vec<(String, String)> },
     #[error("no caret `{0}` is installed")]
     NotInstalled(String),
+    #[error("caret `{0}` has no previous version to roll back to")]
+    NoPrevious(String),
     #[error("cannot grant `{capability}` to `{id}`: its manifest does not ask for it (it asks for: {requested})")]
     NotRequested { id: String, capability: String, requested: String },
     #[error("{}:{line}: corrupt {what}: {reason}; the file was left untouched", path.display())]

@@ -319,6 +319,13 @@ impl Kernel {
         Ok(CaretStatus { installed, grants })
     }
 
+    /// Returns a caret to the version installed before the current one.
+    pub fn rollback(&self, id: &str) -> Result<InstalledCaret, KernelError> {
+        let restored = self.inner.registry.rollback(id)?;
+        self.unload(id);
+        Ok(restored)
+    }
+
     /// Removes a caret, its grants, and its loaded instances.
     pub fn remove(&self, id: &str) -> Result<InstalledCaret, KernelError> {
         let removed = self.inner.registry.remove(id)?;

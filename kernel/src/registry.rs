@@ -81,16 +81,51 @@ pub struct InstalledCaret {
     /// or an unsigned package.
     #[serde(default)]
     pub provenance: Option<Provenance>,
+    /// The version directory (under the caret's directory) this record was read from.
+    #[serde(skip)]
+    pub slot: String,
 }
 
 impl InstalledCaret {
     /// The installed component file.
     pub fn component_path(&self, layout: &HomeLayout) -> PathBuf {
-        layout.caret_dir(&self.manifest.id).join("component.wasm")
+        layout.caret_dir(&self.manifest.id).join(&self.slot).join("component.wasm")
     }
 }
 
 const INSTALL_RECORD: &str = "install.json";
+/// Files naming the version directory in use and the one before it. Each is replaced with an
+/// atomic rename, so an install or rollback killed at any point leaves one whole version in use.
+const CURRENT: &str = "current";
+const PREVIOUS: &str = "previous";
+
+/// Reads a pointer file; `None` when it does not exist.
+fn read_pointer(path: &Path) -> Result<Option<String>, KernelError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(KernelError::io(path, e)),
+    }
+}
+
+/// Holds a caret's directory lock: one install, rollback or removal at a time, across processes.
+struct CaretLock(std::fs::File);
+
+impl CaretLock {
+    fn take(dir: &Path) -> Result<Self, KernelError> {
+        std::fs::create_dir_all(dir).map_err(|e| KernelError::io(dir, e))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| KernelError::io(&path, e))?;
+        file.lock().map_err(|e| KernelError::io(&path, e))?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for CaretLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
 
 /// The content hash the registry records for component bytes (BLAKE3, hex).
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -238,40 +273,37 @@ impl Registry {
             source: source.to_path_buf(),
             manifest,
             provenance,
+            slot: String::new(),
         };
-        let carets = self.layout.carets();
-        std::fs::create_dir_all(&carets).map_err(|e| KernelError::io(&carets, e))?;
-        let id = &record.manifest.id;
-        let staging = carets.join(format!(".staging-{id}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
+        let id = record.manifest.id.clone();
+        let dir = self.layout.caret_dir(&id);
+        let _lock = CaretLock::take(&dir)?;
+        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let slot = format!("v-{}-{nonce:x}", &record.hash[..16]);
+        let staging = dir.join(format!(".staging-{}-{nonce:x}", std::process::id()));
         std::fs::create_dir_all(&staging).map_err(|e| KernelError::io(&staging, e))?;
         let write = || -> std::io::Result<()> {
             write_atomic(&staging.join("component.wasm"), bytes)?;
             let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
             write_atomic(&staging.join(INSTALL_RECORD), &json)?;
+            std::fs::rename(&staging, dir.join(&slot))?;
+            sync_dir(&dir);
             Ok(())
         };
         if let Err(e) = write() {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(KernelError::io(&staging, e));
+            return Err(KernelError::io(&dir, e));
         }
-        let target = self.layout.caret_dir(id);
-        let previous = carets.join(format!(".previous-{id}-{}", std::process::id()));
-        let had_previous = target.exists();
-        if had_previous {
-            std::fs::rename(&target, &previous).map_err(|e| KernelError::io(&target, e))?;
+        // The switch: until this rename the old version is in use, after it the new one.
+        let old = read_pointer(&dir.join(CURRENT))?;
+        write_atomic(&dir.join(CURRENT), slot.as_bytes()).map_err(|e| KernelError::io(dir.join(CURRENT), e))?;
+        if let Some(old) = old.filter(|o| *o != slot) {
+            write_atomic(&dir.join(PREVIOUS), old.as_bytes()).map_err(|e| KernelError::io(dir.join(PREVIOUS), e))?;
         }
-        if let Err(e) = std::fs::rename(&staging, &target) {
-            if had_previous {
-                let _ = std::fs::rename(&previous, &target);
-            }
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(KernelError::io(&target, e));
-        }
-        sync_dir(&carets);
-        if had_previous {
-            let _ = std::fs::remove_dir_all(&previous);
-        }
+        self.prune(&dir)?;
+        let mut record = record;
+        record.slot = slot;
+        let id = &id;
         // Grants the new manifest no longer asks for lapse.
         self.retain_grants(id, &record.manifest)?;
         Ok(record)
@@ -301,20 +333,59 @@ impl Registry {
         Ok(out)
     }
 
+    /// Removes version directories that are neither current nor previous, and staging
+    /// directories left by killed installs. Called with the caret's lock held.
+    fn prune(&self, dir: &Path) -> Result<(), KernelError> {
+        let keep = [read_pointer(&dir.join(CURRENT))?, read_pointer(&dir.join(PREVIOUS))?];
+        for entry in std::fs::read_dir(dir).map_err(|e| KernelError::io(dir, e))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale_slot = name.starts_with("v-") && !keep.iter().flatten().any(|k| *k == name);
+            if stale_slot || name.starts_with(".staging-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the previous version current again (and the current one previous).
+    pub fn rollback(&self, id: &str) -> Result<InstalledCaret, KernelError> {
+        let dir = self.layout.caret_dir(id);
+        self.get(id)?;
+        let _lock = CaretLock::take(&dir)?;
+        let Some(previous) = read_pointer(&dir.join(PREVIOUS))? else {
+            return Err(KernelError::NoPrevious(id.to_owned()));
+        };
+        let current = read_pointer(&dir.join(CURRENT))?.unwrap_or_default();
+        if !dir.join(&previous).join(INSTALL_RECORD).is_file() {
+            return Err(KernelError::NoPrevious(id.to_owned()));
+        }
+        write_atomic(&dir.join(CURRENT), previous.as_bytes()).map_err(|e| KernelError::io(dir.join(CURRENT), e))?;
+        write_atomic(&dir.join(PREVIOUS), current.as_bytes()).map_err(|e| KernelError::io(dir.join(PREVIOUS), e))?;
+        let restored = self.get(id)?;
+        self.retain_grants(id, &restored.manifest)?;
+        Ok(restored)
+    }
+
     /// One installed caret.
     pub fn get(&self, id: &str) -> Result<InstalledCaret, KernelError> {
-        let path = self.layout.caret_dir(id).join(INSTALL_RECORD);
+        let dir = self.layout.caret_dir(id);
+        let Some(slot) = read_pointer(&dir.join(CURRENT))? else {
+            return Err(KernelError::NotInstalled(id.to_owned()));
+        };
+        let path = dir.join(&slot).join(INSTALL_RECORD);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KernelError::NotInstalled(id.to_owned())),
             Err(e) => return Err(KernelError::io(&path, e)),
         };
-        serde_json::from_slice(&text).map_err(|e| KernelError::Corrupt {
+        let mut record: InstalledCaret = serde_json::from_slice(&text).map_err(|e| KernelError::Corrupt {
             path,
             what: "install record",
             line: e.line(),
             reason: e.to_string(),
-        })
+        })?;
+        record.slot = slot;
+        Ok(record)
     }
 
     /// Removes a caret and its grants.
@@ -322,7 +393,10 @@ impl Registry {
         let installed = self.get(id)?;
         let dir = self.layout.caret_dir(id);
         let trash = self.layout.carets().join(format!(".removed-{id}-{}", std::process::id()));
-        std::fs::rename(&dir, &trash).map_err(|e| KernelError::io(&dir, e))?;
+        {
+            let _lock = CaretLock::take(&dir)?;
+            std::fs::rename(&dir, &trash).map_err(|e| KernelError::io(&dir, e))?;
+        }
         let _ = std::fs::remove_dir_all(&trash);
         let _guard = self.grants_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut all = self.read_grants()?;

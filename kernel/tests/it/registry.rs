@@ -144,7 +144,7 @@ fn compiled_cache_is_used_and_a_corrupt_entry_is_rebuilt() {
 fn a_tampered_installed_component_is_refused() {
     let f = Fixture::new();
     f.install("text-tools");
-    let component = f.home().join("carets/text-tools/component.wasm");
+    let component = current_slot(&f, "text-tools").join("component.wasm");
     let mut bytes = std::fs::read(&component).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -171,8 +171,99 @@ fn a_corrupt_grants_file_is_reported_and_left_untouched() {
 fn a_broken_install_record_does_not_hide_the_others() {
     let f = Fixture::new();
     f.install("text-tools").install("aurora");
-    std::fs::write(f.home().join("carets/aurora/install.json"), "{").unwrap();
+    std::fs::write(current_slot(&f, "aurora").join("install.json"), "{").unwrap();
     let ids: Vec<String> = f.kernel.list().unwrap().into_iter().map(|c| c.installed.manifest.id).collect();
     assert_eq!(ids, ["text-tools"]);
     assert!(matches!(f.kernel.info("aurora"), Err(KernelError::Corrupt { .. })));
+}
+
+/// The version directory a caret's `current` pointer names.
+fn current_slot(f: &Fixture, id: &str) -> std::path::PathBuf {
+    let dir = f.home().join("carets").join(id);
+    dir.join(std::fs::read_to_string(dir.join("current")).unwrap().trim())
+}
+
+/// A copy of a caret directory whose manifest says `version`.
+fn with_version(f: &Fixture, name: &str, version: &str) -> std::path::PathBuf {
+    let from = caret_dir(name);
+    let to = f.root.path().join(format!("{name}-{version}"));
+    std::fs::create_dir_all(to.join("build")).unwrap();
+    let manifest = std::fs::read_to_string(from.join("Symphony.toml")).unwrap().replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    std::fs::write(to.join("Symphony.toml"), manifest).unwrap();
+    for entry in std::fs::read_dir(from.join("build")).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join("build").join(entry.file_name())).unwrap();
+    }
+    to
+}
+
+#[test]
+fn rollback_returns_to_the_previous_version_and_back() {
+    let f = Fixture::new();
+    f.install("text-tools");
+    let err = f.kernel.rollback("text-tools").expect_err("nothing to roll back to");
+    assert!(matches!(err, KernelError::NoPrevious(_)), "{err}");
+    f.kernel.install_dir(&with_version(&f, "text-tools", "0.2.0")).unwrap();
+    assert_eq!(f.kernel.info("text-tools").unwrap().installed.manifest.version.to_string(), "0.2.0");
+    assert_eq!(f.kernel.rollback("text-tools").unwrap().manifest.version.to_string(), "0.1.0");
+    assert_eq!(f.ok("text-tools", "upper", "back"), "BACK");
+    assert_eq!(f.kernel.rollback("text-tools").unwrap().manifest.version.to_string(), "0.2.0");
+    // Only the current and previous versions are kept on disk.
+    f.kernel.install_dir(&with_version(&f, "text-tools", "0.3.0")).unwrap();
+    let slots = std::fs::read_dir(f.home().join("carets/text-tools")).unwrap().flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("v-")).count();
+    assert_eq!(slots, 2);
+}
+
+const INSTALL_CHILD: &str = "SYMPHONY_INSTALL_CHILD";
+
+#[test]
+fn install_child_process_for_kill_test() {
+    // Only acts when started by `an_install_killed_at_any_point_leaves_a_whole_version`.
+    let Ok(spec) = std::env::var(INSTALL_CHILD) else { return };
+    let (home, ws, dir) = {
+        let mut parts = spec.split('|');
+        (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+    };
+    let kernel = symphony_kernel::Kernel::open(symphony_kernel::KernelOptions {
+        home: home.into(),
+        workspace: ws.into(),
+        config: Default::default(),
+    })
+    .unwrap();
+    loop {
+        kernel.install_dir(std::path::Path::new(&dir)).unwrap();
+    }
+}
+
+#[test]
+fn an_install_killed_at_any_point_leaves_a_whole_version() {
+    let f = Fixture::new();
+    f.install("text-tools");
+    let v2 = with_version(&f, "text-tools", "0.2.0");
+    let spec = format!("{}|{}|{}", f.home().display(), f.workspace().display(), v2.display());
+    for round in 0..12u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "it::registry::install_child_process_for_kill_test", "--nocapture", "--test-threads=1"])
+            .env(INSTALL_CHILD, &spec)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The child reinstalls in a loop; kill it at a different moment each round.
+        std::thread::sleep(std::time::Duration::from_millis(40 + round * 17));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let k = symphony_kernel::Kernel::open(symphony_kernel::KernelOptions {
+            home: f.home(),
+            workspace: f.workspace(),
+            config: Default::default(),
+        })
+        .unwrap();
+        let version = k.info("text-tools").unwrap_or_else(|e| panic!("round {round}: {e}")).installed.manifest.version.to_string();
+        assert!(version == "0.1.0" || version == "0.2.0", "round {round}: {version}");
+        assert_eq!(
+            k.invoke(&symphony_kernel::Principal::User, "caret/text-tools", "upper", "alive").unwrap_or_else(|e| panic!("round {round}: {e}")),
+            "ALIVE"
+        );
+    }
 }
