@@ -1,28 +1,11 @@
 //! Signed packages: keygen → pack → verify → install only when the signer is trusted; and
 //! each refusal — untrusted, unsigned, tampered, signed by another key — leaves what was
 //! installed before untouched.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use super::support::carets;
+use std::process::Output;
 use symphony_kernel::package::{Package, PackageError};
 use symphony_kernel::{Config, Kernel, KernelOptions, Principal};
-
-fn shared_target() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir).join("extensions"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../extensions/target"),
-    }
-}
-
-fn carets(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_carets"))
-        .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .output()
-        .unwrap()
-}
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -1,32 +1,10 @@
 //! From an empty directory: `carets new` for each kind, `carets build`, then the real kernel
 //! installs and calls the result. And the errors that teach.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::support::{carets, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use symphony_kernel::{CallObserver, Config, Kernel, KernelOptions, Principal};
-
-/// The cargo target directory `cargo xtask carets` uses, so the SDK is not rebuilt per test.
-fn shared_target() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir).join("extensions"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../extensions/target"),
-    }
-}
-
-fn carets(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_carets"))
-        .args(args)
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn new_and_build(root: &Path, name: &str, kind: &str) -> PathBuf {
     let out = carets(&["new", name, "--kind", kind], root);

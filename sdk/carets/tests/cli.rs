@@ -1,0 +1,8 @@
+//! The `carets` binary end to end. One test binary; modules share `support`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli {
+    mod new_build;
+    mod package;
+    pub mod support;
+}
