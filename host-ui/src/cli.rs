@@ -135,6 +135,15 @@ pub enum CaretCommand {
         /// Accept a package that carries no signature.
         #[arg(long)]
         allow_unsigned: bool,
+        /// Install NAME[@REQ] from this registry directory (PATH is then the name).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+    },
+    /// Update a caret to the newest compatible version in a registry.
+    Update {
+        id: String,
+        #[arg(long)]
+        registry: PathBuf,
     },
     /// List installed carets.
     List,
@@ -345,7 +354,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode> {
     match command {
-        CaretCommand::Install { path, manifest, grant_requested, allow_unsigned } => {
+        CaretCommand::Install { path, registry: Some(registry), .. } => {
+            let spec = path.to_string_lossy().into_owned();
+            let (name, req) = match spec.split_once('@') {
+                Some((n, r)) => (n.to_owned(), semver::VersionReq::parse(r).with_context(|| format!("`{r}` is not a version requirement"))?),
+                None => (spec.clone(), semver::VersionReq::STAR),
+            };
+            let index = symphony_kernel::package_index::PackageIndex::new(registry);
+            for installed in kernel.install_from_registry(&index, &name, &req)? {
+                output::installed(&kernel.info(&installed.manifest.id)?, json)?;
+            }
+        }
+        CaretCommand::Update { id, registry } => {
+            let current = kernel.info(&id)?.installed.manifest.version;
+            let req = semver::VersionReq::parse(&format!("^{current}")).context("version requirement")?;
+            let index = symphony_kernel::package_index::PackageIndex::new(registry);
+            let installed = kernel.install_from_registry(&index, &id, &req)?;
+            match installed.iter().find(|c| c.manifest.id == id) {
+                Some(c) if c.manifest.version != current => {
+                    output::message(&format!("updated {id} {current} -> {}", c.manifest.version), json)?
+                }
+                _ => output::message(&format!("{id} {current} is the newest compatible version"), json)?,
+            }
+        }
+        CaretCommand::Install { path, manifest, grant_requested, allow_unsigned, registry: None } => {
             let installed = match manifest {
                 Some(m) => kernel.install_files(&path, &m)?,
                 None if path.is_file() => kernel.install_package(&path, allow_unsigned)?,

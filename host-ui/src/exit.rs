@@ -54,6 +54,15 @@ pub fn code_for(e: &anyhow::Error) -> ExitCode {
         if cause.downcast_ref::<symphony_kernel::capability::CapabilityParseError>().is_some() {
             return ExitCode::from(INVALID);
         }
+        if let Some(i) = cause.downcast_ref::<symphony_kernel::package_index::IndexError>() {
+            use symphony_kernel::package_index::IndexError as I;
+            return ExitCode::from(match i {
+                I::UnknownCaret(_) | I::UnknownVersion { .. } => NOT_FOUND,
+                I::Unsigned { .. } => DENIED,
+                I::AlreadyPublished { .. } | I::Unsatisfiable(_) => INVALID,
+                I::Package(_) | I::Kernel(_) => FAILURE,
+            });
+        }
         if let Some(p) = cause.downcast_ref::<symphony_kernel::package::PackageError>() {
             use symphony_kernel::package::PackageError as P;
             return ExitCode::from(match p {

@@ -299,6 +299,30 @@ impl Kernel {
         Ok(installed)
     }
 
+    /// Installs `id` at the highest published version matching `req` from a registry
+    /// directory, with its dependencies (each a signed package from a trusted key), dependencies
+    /// first. Each caret's install is atomic; if one fails, those before it stay installed.
+    pub fn install_from_registry(
+        &self,
+        registry: &crate::package_index::PackageIndex,
+        id: &str,
+        req: &semver::VersionReq,
+    ) -> Result<Vec<InstalledCaret>, crate::package_index::IndexError> {
+        let installed: HashMap<String, semver::Version> = self
+            .inner
+            .registry
+            .list()?
+            .into_iter()
+            .map(|c| (c.manifest.id, c.manifest.version))
+            .collect();
+        let plan = registry.resolve(id, req, &installed)?;
+        let mut done = Vec::new();
+        for entry in plan {
+            done.push(self.install_package(&registry.package_path(&entry), false)?);
+        }
+        Ok(done)
+    }
+
     /// Every installed caret with its grants.
     pub fn list(&self) -> Result<Vec<CaretStatus>, KernelError> {
         self.inner

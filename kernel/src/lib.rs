@@ -17,6 +17,7 @@ pub mod inspect;
 mod kernel;
 pub mod manifest;
 pub mod package;
+pub mod package_index;
 pub mod registry;
 pub mod trust;
 pub mod wit;

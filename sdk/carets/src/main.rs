@@ -11,6 +11,7 @@ use symphony_kernel::inspect::{self, World};
 use ed25519_dalek::SigningKey;
 use symphony_kernel::manifest::{is_valid_id, Manifest, MANIFEST_FILE};
 use symphony_kernel::package::{self, hex, unhex, Package};
+use symphony_kernel::package_index::PackageIndex;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -92,6 +93,21 @@ enum Cmd {
     },
     /// Check a package: contents against the signed hash, and the signature.
     Verify { package: PathBuf },
+    /// Publish a signed package to a registry directory.
+    Publish {
+        package: PathBuf,
+        #[arg(long)]
+        registry: PathBuf,
+    },
+    /// Yank a published version (`ID@VERSION`): new installs will not choose it.
+    Yank {
+        spec: String,
+        #[arg(long)]
+        registry: PathBuf,
+        /// Restore a yanked version.
+        #[arg(long)]
+        undo: bool,
+    },
 }
 
 /// A signing key file.
@@ -127,6 +143,19 @@ fn run(cli: Cli) -> Result<()> {
             package.sign(&key, &name);
             write_package(&path, &package)?;
             println!("signed {} as {name} ({})", path.display(), hex(key.verifying_key().as_bytes()));
+            Ok(())
+        }
+        Cmd::Publish { package: path, registry } => {
+            let e = PackageIndex::new(registry).publish(&path)?;
+            println!("published {} {} (signed by {}) -> {}", e.id, e.version, e.signer, e.file.display());
+            Ok(())
+        }
+        Cmd::Yank { spec, registry, undo } => {
+            let Some((id, version)) = spec.split_once('@') else {
+                bail!("give `ID@VERSION`, e.g. `my-caret@0.1.0`");
+            };
+            let e = PackageIndex::new(registry).set_yanked(id, version, !undo)?;
+            println!("{} {} is {}", e.id, e.version, if e.yanked { "yanked" } else { "available again" });
             Ok(())
         }
         Cmd::Verify { package: path } => {

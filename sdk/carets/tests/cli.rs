@@ -4,5 +4,6 @@
 mod cli {
     mod new_build;
     mod package;
+    mod registry;
     pub mod support;
 }
