@@ -5,4 +5,4 @@ pub mod melody;
 pub mod runner;
 
 pub use melody::{InstalledTargets, Melody, MelodyError, MelodyNode, TargetCheck};
-pub use runner::{run_melody, MelodyRun, RunSettings, RunStore};
+pub use runner::{run_melody, MelodyRun, NodeSummary, RunSettings, RunStore};

@@ -69,21 +69,27 @@ pub struct MelodyRun {
     pub run_id: String,
     pub report: RunReport,
     pub dir: PathBuf,
+    /// Per node, in melody order; also written to `summary.json`.
+    pub summary: Vec<NodeSummary>,
 }
 
-/// One line per node of `summary.json`.
-#[derive(Serialize)]
-struct NodeSummary<'a> {
-    id: &'a str,
-    target: &'a str,
-    op: &'a str,
-    state: &'static str,
-    millis: Option<u128>,
-    attempts: Option<u32>,
-    output_bytes: Option<usize>,
-    output: Option<String>,
-    error: Option<&'a str>,
-    resumed: bool,
+/// What happened to one node, as `summary.json` and `symphony melody run` show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSummary {
+    pub id: String,
+    pub target: String,
+    pub op: String,
+    /// `done`, `failed`, `skipped`, `cancelled` or `pending`.
+    pub state: &'static str,
+    pub millis: Option<u128>,
+    pub attempts: Option<u32>,
+    pub output_bytes: Option<usize>,
+    /// Where the output was written.
+    pub output: Option<PathBuf>,
+    /// The failure, or why the node was skipped.
+    pub error: Option<String>,
+    /// Restored from the journal rather than run.
+    pub resumed: bool,
 }
 
 /// Navigates `value` along a dotted path of object keys and array indices.
@@ -218,19 +224,19 @@ pub async fn run_melody(
         }));
     }
     let report = symphony_dag::run(&melody.dag, runner, options, events, cancel).await?;
-    write_outputs(melody, store, &run_id, &report);
-    Ok(MelodyRun { run_id, report, dir })
+    let summary = write_outputs(melody, store, &run_id, &report);
+    Ok(MelodyRun { run_id, report, dir, summary })
 }
 
-/// Leaves each output as a file and a `summary.json`, for the user and for later tools.
-fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunReport) {
+/// Leaves each output as a file and a `summary.json`, for the user and for later tools, and
+/// returns the summary.
+fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunReport) -> Vec<NodeSummary> {
     let mut summary = Vec::new();
-    for (i, node) in melody.nodes.iter().enumerate() {
-        let state = &report.states[i];
+    for (node, state) in melody.nodes.iter().zip(&report.states) {
         let mut line = NodeSummary {
-            id: &node.id,
-            target: &node.target,
-            op: &node.op,
+            id: node.id.clone(),
+            target: node.target.clone(),
+            op: node.op.clone(),
             state: "pending",
             millis: None,
             attempts: None,
@@ -252,17 +258,17 @@ fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunRe
                 line.millis = Some(duration.as_millis());
                 line.attempts = Some(*attempts);
                 line.output_bytes = Some(output.len());
-                line.output = Some(path.display().to_string());
+                line.output = Some(path);
                 line.resumed = *resumed;
             }
             NodeState::Failed { error, attempts } => {
                 line.state = "failed";
-                line.error = Some(error);
+                line.error = Some(error.clone());
                 line.attempts = Some(*attempts);
             }
             NodeState::Skipped { because } => {
                 line.state = "skipped";
-                line.error = Some(because);
+                line.error = Some(because.clone());
             }
             NodeState::Cancelled => line.state = "cancelled",
             NodeState::Pending => {}
@@ -278,6 +284,7 @@ fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunRe
         }
         Err(e) => tracing::warn!(error = %e, "cannot serialise run summary"),
     }
+    summary
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ fn shipped(dir: &Path) -> Result<Vec<PathBuf>> {
 fn provision(kernel: &Kernel, dir: &Path) -> Result<()> {
     for caret_dir in shipped(dir)? {
         let (manifest, _, bytes) = symphony_kernel::registry::Registry::read_caret_dir(&caret_dir)?;
-        let hash = blake3_hex(&bytes);
+        // The registry records this hash; equal means the shipped caret is unchanged.
+        let hash = symphony_kernel::registry::content_hash(&bytes);
         let current = kernel.info(&manifest.id).ok();
         if current.as_ref().is_none_or(|c| c.installed.hash != hash) {
             kernel.install_dir(&caret_dir)?;
@@ -62,11 +63,6 @@ fn provision(kernel: &Kernel, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn blake3_hex(bytes: &[u8]) -> String {
-    // The registry records BLAKE3 hex; comparing avoids reinstalling an unchanged caret.
-    symphony_kernel::registry::content_hash(bytes)
 }
 
 const HELP: &str = "\

@@ -5,13 +5,12 @@ use crate::cli::{open_kernel, Global};
 use crate::exit;
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use symphony_conductor::{run_melody, InstalledTargets, Melody, RunSettings, RunStore};
-use symphony_dag::{Cancel, EventKind, NodeState};
+use symphony_dag::{Cancel, EventKind};
 use symphony_kernel::{Kernel, Principal};
 
 #[derive(Subcommand, Debug)]
@@ -28,17 +27,6 @@ pub enum MelodyCommand {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
-}
-
-#[derive(Serialize)]
-struct NodeLine {
-    id: String,
-    state: &'static str,
-    millis: Option<u128>,
-    attempts: Option<u32>,
-    output_bytes: Option<usize>,
-    resumed: bool,
-    error: Option<String>,
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -156,35 +144,7 @@ fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Opti
     }
     let run = result?;
     kernel.audit_log().flush();
-    let lines: Vec<NodeLine> = melody
-        .nodes
-        .iter()
-        .zip(&run.report.states)
-        .map(|(node, state)| {
-            let mut line = NodeLine { id: node.id.clone(), state: "pending", millis: None, attempts: None, output_bytes: None, resumed: false, error: None };
-            match state {
-                NodeState::Done { output, duration, attempts, resumed } => {
-                    line.state = "done";
-                    line.millis = Some(duration.as_millis());
-                    line.attempts = Some(*attempts);
-                    line.output_bytes = Some(output.len());
-                    line.resumed = *resumed;
-                }
-                NodeState::Failed { error, attempts } => {
-                    line.state = "failed";
-                    line.attempts = Some(*attempts);
-                    line.error = Some(error.clone());
-                }
-                NodeState::Skipped { because } => {
-                    line.state = "skipped";
-                    line.error = Some(because.clone());
-                }
-                NodeState::Cancelled => line.state = "cancelled",
-                NodeState::Pending => {}
-            }
-            line
-        })
-        .collect();
+    let lines = &run.summary;
     let (critical_total, critical) = &run.report.critical_path;
     let critical_ids: Vec<&str> = critical.iter().map(|&i| melody.nodes[i].id.as_str()).collect();
     if json {
@@ -203,7 +163,7 @@ fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Opti
     } else {
         println!("run {} of {} — {}", run.run_id, melody.name, if run.report.ok() { "ok" } else if run.report.cancelled { "cancelled" } else { "FAILED" });
         println!("{:<24} {:<10} {:>10} {:>9} {:>10}", "NODE", "STATE", "TIME", "ATTEMPTS", "OUTPUT");
-        for l in &lines {
+        for l in lines {
             let state = if l.resumed { "resumed" } else { l.state };
             let time = l.millis.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
             let attempts = l.attempts.map_or_else(|| "-".to_owned(), |a| a.to_string());

@@ -57,15 +57,7 @@ fn ending(e: &wasmtime::Error, memory_hit: bool) -> Ending {
 
 /// What a command may see: a granted workspace is its root (see `ScopeRoots`).
 fn command_roots(inner: &crate::kernel::KernelInner, principal: &str) -> ScopeRoots {
-    let layout = inner.registry.layout();
-    let dir = principal.replace(':', "-");
-    ScopeRoots {
-        workspace: inner.workspace.clone(),
-        data: layout.caret_data(&dir),
-        cache: layout.caret_cache(&dir),
-        sentinel: layout.sentinel_root(),
-        workspace_at_root: true,
-    }
+    ScopeRoots::for_owner(inner.registry.layout(), &inner.workspace, &principal.replace(':', "-"), true)
 }
 
 /// Arms a store with the memory cap and the time limit of `limits`.

@@ -91,6 +91,18 @@ pub(crate) struct ScopeRoots {
 }
 
 impl ScopeRoots {
+    /// The roots of `owner` (a caret id, or a command's name) in a home: its own data and cache
+    /// directories, the shared workspace and the sentinel.
+    pub fn for_owner(layout: &crate::registry::HomeLayout, workspace: &Path, owner: &str, workspace_at_root: bool) -> Self {
+        Self {
+            workspace: workspace.to_path_buf(),
+            data: layout.caret_data(owner),
+            cache: layout.caret_cache(owner),
+            sentinel: layout.sentinel_root(),
+            workspace_at_root,
+        }
+    }
+
     /// Host directory and guest mount point of a scope.
     fn resolve(&self, scope: &FsScope) -> (PathBuf, String) {
         let ws = if self.workspace_at_root { "" } else { "/workspace" };

@@ -441,13 +441,7 @@ fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOu
         });
     }
     let (component, outcome) = inner.cache.load(&inner.engine, &bytes, &hash, &path)?;
-    let roots = ScopeRoots {
-        workspace: inner.workspace.clone(),
-        data: layout.caret_data(id),
-        cache: layout.caret_cache(id),
-        sentinel: layout.sentinel_root(),
-        workspace_at_root: false,
-    };
+    let roots = ScopeRoots::for_owner(layout, &inner.workspace, id, false);
     let grants = Arc::new(grants_or_none(inner, id));
     let caret = Arc::new(LoadedCaret::new(
         installed.manifest,

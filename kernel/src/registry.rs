@@ -266,7 +266,7 @@ impl Registry {
         check_component(&manifest, &info)?;
         manifest.component = PathBuf::from("component.wasm");
 
-        let record = InstalledCaret {
+        let mut record = InstalledCaret {
             hash: content_hash(bytes),
             size: bytes.len() as u64,
             installed_at: now_rfc3339(),
@@ -301,11 +301,9 @@ impl Registry {
             write_atomic(&dir.join(PREVIOUS), old.as_bytes()).map_err(|e| KernelError::io(dir.join(PREVIOUS), e))?;
         }
         self.prune(&dir)?;
-        let mut record = record;
         record.slot = slot;
-        let id = &id;
         // Grants the new manifest no longer asks for lapse.
-        self.retain_grants(id, &record.manifest)?;
+        self.retain_grants(&id, &record.manifest)?;
         Ok(record)
     }
 
