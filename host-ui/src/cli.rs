@@ -10,9 +10,11 @@ use std::sync::Arc;
 use symphony_kernel::config::LogFormat;
 use symphony_kernel::manifest::{parse_duration, parse_size};
 use symphony_kernel::{
-    AuditLog, CallObserver, Capability, CommandError, Config, Decision, Kernel, KernelOptions, Limits,
-    Principal,
+    AuditLog, CallObserver, Capability, CommandError, Config, Decision, InstallProgress, InstalledCaret, Kernel,
+    KernelOptions, Limits, Principal,
 };
+use symphony_kernel::capability_audit::{AuditService, AuditSubject};
+use symphony_progress::{self as progress, Steps};
 
 #[derive(Parser, Debug)]
 #[command(name = "symphony", version, about = "Symphony: an AI-first IDE on a WebAssembly microkernel")]
@@ -52,9 +54,9 @@ pub enum Command {
     /// Install, inspect, grant and remove carets.
     #[command(subcommand)]
     Caret(CaretCommand),
-    /// Call an op of a caret (or `--target pit/<service>`) through the proxy.
+    /// Call an op of a caret (or of a Pit service, `pit/<service>`) through the proxy.
     Call {
-        /// The caret id.
+        /// The caret id, or `pit/<service>` (e.g. `pit/audit report`).
         id: String,
         /// The op; `@describe`, `@health`, `@model`, `@theme`, `@panels`, `@render`, `@event`
         /// reach a world's other exports.
@@ -82,6 +84,19 @@ pub enum Command {
         /// Arguments passed to the command.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// What each caret can reach (from its binary), may do (declared and granted) and did
+    /// (the audit log), with findings. Give a caret id, a `.caret`, a caret directory or a
+    /// `.wasm` component; nothing audits every installed caret.
+    Audit {
+        /// A caret id, or a path to a `.caret`, a caret directory or a `.wasm` file.
+        subject: Option<String>,
+        /// Exit with code 2 when there is a finding at or above this severity.
+        #[arg(long, value_enum)]
+        fail_on: Option<crate::audit_view::FailOn>,
+        /// Only audit-log records this recent count as use, e.g. `7d`, `12h`.
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Show the audit log.
     AuditLog {
@@ -208,7 +223,9 @@ pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -
         Some(w) => w,
         None => std::env::current_dir().context("current directory")?,
     };
-    Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")
+    let kernel = Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")?;
+    kernel.register_service(Arc::new(AuditService::new(&kernel)));
+    Ok(kernel)
 }
 
 fn parse_caps(texts: &[String]) -> Result<Vec<Capability>> {
@@ -289,12 +306,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Call { id, op, payload, stream } => {
             let kernel = open_kernel(&global, home, None)?;
             let payload = read_payload(payload)?;
+            // `pit/<service>` (or an explicit `caret/<id>`) as is; a bare id is a caret.
+            let target = if id.contains('/') { id } else { format!("caret/{id}") };
             let result = if stream {
-                let r = kernel.invoke_observed(&Principal::User, &format!("caret/{id}"), &op, &payload, Arc::new(TerminalObserver));
+                let r = kernel.invoke_observed(&Principal::User, &target, &op, &payload, Arc::new(TerminalObserver));
                 println!();
                 r
             } else {
-                kernel.invoke(&Principal::User, &format!("caret/{id}"), &op, &payload)
+                kernel.invoke(&Principal::User, &target, &op, &payload)
             };
             kernel.audit_log().flush();
             match result {
@@ -335,6 +354,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Audit { subject, fail_on, since } => {
+            let since = since
+                .map(|s| humantime::parse_duration(&s).with_context(|| format!("`--since {s}`: give a duration like 7d or 12h")))
+                .transpose()?;
+            let kernel = open_kernel(&global, home, None)?;
+            let subject = match subject {
+                None => AuditSubject::Installed,
+                Some(s) if std::path::Path::new(&s).exists() => AuditSubject::File(PathBuf::from(s)),
+                Some(s) => AuditSubject::Caret(s),
+            };
+            let report = kernel.audit_report(&subject, since)?;
+            crate::audit_view::print(&report, global.json)?;
+            Ok(if crate::audit_view::fails(&report, fail_on) { ExitCode::from(crate::audit_view::FINDINGS) } else { ExitCode::SUCCESS })
+        }
         Command::AuditLog { denied, caret, limit } => {
             let config = load_config(&global, &home)?;
             init_logging(&config);
@@ -352,6 +385,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Installs NAME@REQ with its dependencies from a registry directory, showing each step, and
+/// compiles what it installed so the first call does not pay for it.
+fn install_from_registry(kernel: &Kernel, registry: PathBuf, name: &str, req: &semver::VersionReq, json: bool) -> Result<Vec<InstalledCaret>> {
+    let index = symphony_kernel::package_index::PackageIndex::new(registry);
+    // One caret unless the plan says otherwise: resolve, then install and compile each.
+    let mut steps = Steps::new(progress::Mode::detect(json), "install", 3);
+    steps.step(&format!("resolving {name} {req} in {}", index.root().display()));
+    let installed = kernel.install_from_registry(&index, name, req, &mut |event| match event {
+        InstallProgress::Planned(plan) => steps.set_total(1 + 2 * plan.len() as u64),
+        InstallProgress::Installing(e) => steps.step(&format!("verifying and installing {} {} (signed by {})", e.id, e.version, e.signer)),
+    })?;
+    for caret in &installed {
+        steps.step(&format!("compiling {} {}", caret.manifest.id, caret.manifest.version));
+        precompile(kernel, &caret.manifest.id, &steps);
+    }
+    steps.finish();
+    Ok(installed)
+}
+
+/// Compiles an installed caret into the cache. A failure here is not an install failure (the
+/// component was validated); the first call reports it in full.
+fn precompile(kernel: &Kernel, id: &str, steps: &Steps) {
+    if let Err(e) = kernel.load(id) {
+        steps.println(&format!("warning: {id} is installed but did not compile: {e}"));
+    }
+}
+
 fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode> {
     match command {
         CaretCommand::Install { path, registry: Some(registry), .. } => {
@@ -360,16 +420,14 @@ fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode>
                 Some((n, r)) => (n.to_owned(), semver::VersionReq::parse(r).with_context(|| format!("`{r}` is not a version requirement"))?),
                 None => (spec.clone(), semver::VersionReq::STAR),
             };
-            let index = symphony_kernel::package_index::PackageIndex::new(registry);
-            for installed in kernel.install_from_registry(&index, &name, &req)? {
+            for installed in install_from_registry(kernel, registry, &name, &req, json)? {
                 output::installed(&kernel.info(&installed.manifest.id)?, json)?;
             }
         }
         CaretCommand::Update { id, registry } => {
             let current = kernel.info(&id)?.installed.manifest.version;
             let req = semver::VersionReq::parse(&format!("^{current}")).context("version requirement")?;
-            let index = symphony_kernel::package_index::PackageIndex::new(registry);
-            let installed = kernel.install_from_registry(&index, &id, &req)?;
+            let installed = install_from_registry(kernel, registry, &id, &req, json)?;
             match installed.iter().find(|c| c.manifest.id == id) {
                 Some(c) if c.manifest.version != current => {
                     output::message(&format!("updated {id} {current} -> {}", c.manifest.version), json)?
@@ -378,12 +436,17 @@ fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode>
             }
         }
         CaretCommand::Install { path, manifest, grant_requested, allow_unsigned, registry: None } => {
+            let steps = Steps::new(progress::Mode::detect(json), "install", 2);
+            steps.step(&format!("verifying and installing {}", path.display()));
             let installed = match manifest {
                 Some(m) => kernel.install_files(&path, &m)?,
                 None if path.is_file() => kernel.install_package(&path, allow_unsigned)?,
                 None => kernel.install_dir(&path)?,
             };
             let id = installed.manifest.id.clone();
+            steps.step(&format!("compiling {id} {}", installed.manifest.version));
+            precompile(kernel, &id, &steps);
+            steps.finish();
             if grant_requested && !installed.manifest.capabilities.is_empty() {
                 kernel.grant(&id, &installed.manifest.capabilities, &who())?;
             }

@@ -1,9 +1,14 @@
 //! The `symphony` binary end to end, as the README's tour uses it: install, call (denied),
 //! grant, call, revoke, see the denial in the audit log; plus `--json`, exit codes, config.
+//! `cli/` holds the larger areas (the capability audit).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+mod cli {
+    mod audit;
+}
 
 struct Cli {
     root: tempfile::TempDir,

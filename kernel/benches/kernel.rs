@@ -245,5 +245,64 @@ fn main() {
             limit >> 20,
             limit as f64 / rss as f64
         );
+        println!();
     }
+
+    if wanted("audit") {
+        audit_bench(dir.path(), &wasm);
+    }
+}
+
+/// `symphony audit` of 100 installed carets with 100k audit-log lines, against the 1 s limit
+/// and against only reading the log back (the floor: the audit must read it all).
+fn audit_bench(root: &Path, wasm: &[u8]) {
+    use symphony_kernel::capability_audit::AuditSubject;
+    println!("== capability audit ==");
+    let (home, ws) = (root.join("audit-home"), root.join("ws"));
+    let k = kernel(&home, &ws, Config::default());
+    let wasm_path = root.join("audit.wasm");
+    std::fs::write(&wasm_path, wasm).unwrap();
+    let ids: Vec<String> = (0..100).map(|i| format!("audited-{i:03}")).collect();
+    for id in &ids {
+        let manifest = root.join(format!("{id}.toml"));
+        std::fs::write(
+            &manifest,
+            format!(
+                "[caret]\nid = \"{id}\"\nname = \"{id}\"\nversion = \"1.0.0\"\nkind = \"operator\"\napi = \"0.1.0\"\ncomponent = \"audit.wasm\"\n\n[capabilities]\nrequest = [\"fs.read:workspace\", \"caret.call:text-tools\"]\n"
+            ),
+        )
+        .unwrap();
+        k.install_files(&wasm_path, &manifest).unwrap();
+        k.grant(id, &["fs.read:workspace".parse().unwrap()], "bench").unwrap();
+    }
+    // 100k lines: allowed, denied and limited records spread over the carets.
+    let mut log = String::new();
+    for i in 0..100_000usize {
+        let id = &ids[i % ids.len()];
+        let (capability, decision, target) = match (i / ids.len()) % 10 {
+            0 => ("net.connect:10.0.0.1:80", "denied", "10.0.0.1:80".to_owned()),
+            1 => ("limits.time", "limited", format!("caret/{id}#grep")),
+            _ => ("fs.read:workspace", "allowed", format!("workspace:src/file{}.rs", i % 97)),
+        };
+        let principal = if decision == "limited" { "user".to_owned() } else { format!("caret:{id}") };
+        log.push_str(&serde_json::json!({
+            "time": format!("2026-11-21T10:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
+            "principal": principal, "caret": id, "capability": capability, "target": target,
+            "decision": decision, "count": 1 + (i % 3),
+        }).to_string());
+        log.push('\n');
+    }
+    std::fs::write(home.join("audit.jsonl"), log).unwrap();
+    let audit = measure(5, 1, || {
+        let report = k.audit_report(&AuditSubject::Installed, None).unwrap();
+        assert_eq!(report.carets.len(), 100);
+        assert!(report.carets.iter().all(|c| c.used.len() == 3));
+    });
+    let read = measure(5, 1, || {
+        let (records, bad) = symphony_kernel::AuditLog::read(&home.join("audit.jsonl")).unwrap();
+        assert_eq!((records.len(), bad.len()), (100_000, 0));
+    });
+    report("audit 100 carets, 100k log lines", audit, "limit 1 s", Duration::from_secs(1));
+    report("audit 100 carets, 100k log lines", audit, "reading the log alone (floor)", read);
+    println!();
 }

@@ -279,6 +279,7 @@ impl LoadedCaret {
         payload: &str,
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Result<String, CallError> {
+        self.check_ui_grant(op)?;
         let mut live = self.acquire(kernel)?;
         {
             let data = live.store.data_mut();
@@ -310,6 +311,36 @@ impl LoadedCaret {
                 Err(error)
             }
         }
+    }
+
+    /// A motif restyles or adds to the IDE only with the grant for it: `ui.theme` for its
+    /// theme, `ui.panel` for its panels. The capability is the motif's own, so a refusal is
+    /// audited against it, whoever asked.
+    fn check_ui_grant(&self, op: &str) -> Result<(), CallError> {
+        use crate::capability::{Capability, UiCapability};
+        if self.manifest.kind != CaretKind::Motif {
+            return Ok(());
+        }
+        let what = match op {
+            "@theme" => UiCapability::Theme,
+            "@panels" | "@render" | "@event" => UiCapability::Panel,
+            _ => return Ok(()),
+        };
+        let needed = Capability::Ui { what };
+        let id = self.id();
+        if self.grants().allows(&needed) {
+            self.audit.allowed_use(&["ui", id, op], || crate::audit::AllowedUse {
+                principal: format!("caret:{id}"),
+                caret: Some(id.to_owned()),
+                capability: Some(needed.to_string()),
+                target: format!("caret/{id}#{op}"),
+            });
+            return Ok(());
+        }
+        let needed = needed.to_string();
+        self.audit.denied(&format!("caret:{id}"), Some(id), &needed, &format!("caret/{id}#{op}"), None);
+        Err(CallError::denied(format!("{id} is not granted `{needed}`: `symphony caret grant {id} {needed}` lets it"), needed)
+            .with_caret(id))
     }
 
     fn explain_trap(&self, live: &Live, principal: &str, op: &str, trap: &wasmtime::Error) -> CallError {

@@ -127,7 +127,7 @@ impl CompiledCache {
         let serialized = engine
             .precompile_component(bytes)
             .map_err(|e| KernelError::InvalidComponent { path: source.to_path_buf(), reason: format!("{e:#}") })?;
-        let component = deserialize(engine, &serialized).map_err(|reason| KernelError::Engine(reason))?;
+        let component = deserialize(engine, &serialized).map_err(KernelError::Engine)?;
         if let Err(e) = store_entry(&entry, &serialized) {
             // A cache that cannot be written costs a compile next time, nothing more.
             tracing::warn!(entry = %entry.display(), error = %e, "cannot write compiled cache entry");

@@ -62,6 +62,9 @@ pub(crate) struct CaretState {
     pub sentinel_mounted: bool,
     /// The resource handle of the sentinel `/` mount, once the guest has asked for preopens.
     pub sentinel: Option<u32>,
+    /// Which granted scope (`workspace`, `workspace/src`, `data` …) each directory handle
+    /// opened from a preopen lies in, so allowed uses are audited against the grant they used.
+    pub fs_scopes: std::collections::HashMap<u32, Arc<str>>,
     /// The first capability refused during the current call; a failing call is then reported
     /// as `denied` with it, however the caret phrased its error.
     pub denial: DenialSlot,
@@ -212,6 +215,10 @@ pub(crate) fn configure_wasi(
             );
             note(&denial, capability);
         }
+        if allowed && addr.port() != 0 {
+            let capability = Capability::NetConnect { host: addr.ip().to_string(), port: Some(addr.port()) }.to_string();
+            audit.allowed(&format!("caret:{caret_id}"), Some(&caret_id), Some(&capability), &addr.to_string());
+        }
         Box::pin(async move { allowed })
     });
     sentinel_mounted
@@ -271,6 +278,7 @@ impl CaretState {
             stderr,
             sentinel_mounted,
             sentinel: None,
+            fs_scopes: std::collections::HashMap::new(),
             denial,
         }
     }

@@ -136,10 +136,31 @@ pub struct Kernel {
     inner: Arc<KernelInner>,
 }
 
+/// A handle that does not keep the kernel alive: for services the kernel itself holds, which
+/// would otherwise keep it from ever being dropped.
+#[derive(Clone, Debug)]
+pub struct WeakKernel(Weak<KernelInner>);
+
+impl WeakKernel {
+    /// The kernel, while it is alive.
+    pub fn upgrade(&self) -> Option<Kernel> {
+        self.0.upgrade().map(|inner| Kernel { inner })
+    }
+}
+
 impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kernel").field("home", &self.inner.registry.layout().root).finish()
     }
+}
+
+/// What an install from a registry is doing, for progress displays.
+#[derive(Clone, Copy, Debug)]
+pub enum InstallProgress<'a> {
+    /// The versions to install, dependencies first.
+    Planned(&'a [crate::package_index::IndexEntry]),
+    /// One of them is being verified and installed.
+    Installing(&'a crate::package_index::IndexEntry),
 }
 
 /// A loaded caret as the CLI and UI show it.
@@ -250,6 +271,11 @@ impl Kernel {
         &self.inner.audit
     }
 
+    /// A handle that does not keep this kernel alive.
+    pub fn downgrade(&self) -> WeakKernel {
+        WeakKernel(Arc::downgrade(&self.inner))
+    }
+
     /// Registers a native service as `pit/<name>`.
     pub fn register_service(&self, service: Arc<dyn Service>) {
         let mut services = self.inner.services.write().unwrap_or_else(|p| p.into_inner());
@@ -302,11 +328,13 @@ impl Kernel {
     /// Installs `id` at the highest published version matching `req` from a registry
     /// directory, with its dependencies (each a signed package from a trusted key), dependencies
     /// first. Each caret's install is atomic; if one fails, those before it stay installed.
+    /// `progress` hears the plan once resolved and each caret as its install starts.
     pub fn install_from_registry(
         &self,
         registry: &crate::package_index::PackageIndex,
         id: &str,
         req: &semver::VersionReq,
+        progress: &mut dyn FnMut(InstallProgress<'_>),
     ) -> Result<Vec<InstalledCaret>, crate::package_index::IndexError> {
         let installed: HashMap<String, semver::Version> = self
             .inner
@@ -316,11 +344,23 @@ impl Kernel {
             .map(|c| (c.manifest.id, c.manifest.version))
             .collect();
         let plan = registry.resolve(id, req, &installed)?;
+        progress(InstallProgress::Planned(&plan));
         let mut done = Vec::new();
-        for entry in plan {
-            done.push(self.install_package(&registry.package_path(&entry), false)?);
+        for entry in &plan {
+            progress(InstallProgress::Installing(entry));
+            done.push(self.install_package(&registry.package_path(entry), false)?);
         }
         Ok(done)
+    }
+
+    /// The capability audit of `subject`: declared, granted, reachable, used, provenance and
+    /// findings. `since` limits which audit-log records count as use.
+    pub fn audit_report(
+        &self,
+        subject: &crate::capability_audit::AuditSubject,
+        since: Option<std::time::Duration>,
+    ) -> Result<crate::capability_audit::AuditReport, KernelError> {
+        crate::capability_audit::report(&self.inner.registry, &self.inner.audit, subject, since)
     }
 
     /// Every installed caret with its grants.

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod capability;
+pub mod capability_audit;
 mod caret;
 pub mod command;
 pub mod config;
@@ -28,6 +29,6 @@ pub use command::{CommandError, CommandOutput};
 pub use config::Config;
 pub use error::{CallError, ErrorCode, KernelError};
 pub use host::CallObserver;
-pub use kernel::{CaretStatus, Kernel, KernelOptions, LoadReport, Principal, Service, Target};
+pub use kernel::{CaretStatus, InstallProgress, Kernel, KernelOptions, LoadReport, Principal, Service, Target, WeakKernel};
 pub use manifest::{CaretKind, Limits, Manifest};
 pub use registry::{GrantRecord, InstalledCaret};

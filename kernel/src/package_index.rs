@@ -100,6 +100,12 @@ impl PackageIndex {
     /// Publishes a signed package; a version, once published, never changes.
     pub fn publish(&self, package_path: &Path) -> Result<IndexEntry, IndexError> {
         let verified = package::open(package_path)?;
+        self.publish_verified(package_path, &verified)
+    }
+
+    /// `publish` for a package the caller has already opened and verified (to report the
+    /// steps separately); `verified` must come from `package::open(package_path)`.
+    pub fn publish_verified(&self, package_path: &Path, verified: &package::Verified) -> Result<IndexEntry, IndexError> {
         let Some((key, signer)) = verified.signed_by.clone() else {
             return Err(IndexError::Unsigned { path: package_path.to_path_buf() });
         };

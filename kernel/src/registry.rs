@@ -143,38 +143,40 @@ pub struct Registry {
 /// Validates a component against its manifest: the world matches the declared kind and API,
 /// and every import that needs a declaration has one.
 pub fn check_component(manifest: &Manifest, info: &ComponentInfo) -> Result<(), KernelError> {
-    match &info.world {
+    if let Some(e) = world_mismatch(manifest, info) {
+        return Err(e);
+    }
+    let undeclared = undeclared_imports(manifest, info);
+    if !undeclared.is_empty() {
+        return Err(KernelError::UndeclaredImports { id: manifest.id.clone(), undeclared });
+    }
+    Ok(())
+}
+
+/// Why a component does not implement the world and API version its manifest declares.
+pub fn world_mismatch(manifest: &Manifest, info: &ComponentInfo) -> Option<KernelError> {
+    let found = match &info.world {
         World::Caret { kind, api } => {
             if *kind != manifest.kind {
-                return Err(KernelError::WorldMismatch {
-                    id: manifest.id.clone(),
-                    declared: manifest.kind,
-                    found: format!("implements the `{kind}` world"),
-                });
-            }
-            if *api != manifest.api.to_string() {
-                return Err(KernelError::ApiMismatch {
+                format!("implements the `{kind}` world")
+            } else if *api != manifest.api.to_string() {
+                return Some(KernelError::ApiMismatch {
                     id: manifest.id.clone(),
                     declared: manifest.api.to_string(),
                     found: api.clone(),
                 });
+            } else {
+                return None;
             }
         }
-        World::Command => {
-            return Err(KernelError::WorldMismatch {
-                id: manifest.id.clone(),
-                declared: manifest.kind,
-                found: "is a plain wasi:cli command (run it with `symphony run-command`)".to_owned(),
-            });
-        }
-        World::Unknown => {
-            return Err(KernelError::WorldMismatch {
-                id: manifest.id.clone(),
-                declared: manifest.kind,
-                found: format!("matches no Symphony world (exports: {})", info.exports.join(", ")),
-            });
-        }
-    }
+        World::Command => "is a plain wasi:cli command (run it with `symphony run-command`)".to_owned(),
+        World::Unknown => format!("matches no Symphony world (exports: {})", info.exports.join(", ")),
+    };
+    Some(KernelError::WorldMismatch { id: manifest.id.clone(), declared: manifest.kind, found })
+}
+
+/// The imports a manifest does not declare a capability for: `(import, what to declare)`.
+pub fn undeclared_imports(manifest: &Manifest, info: &ComponentInfo) -> Vec<(String, String)> {
     let declared = |prefixes: &[&str]| {
         manifest.capabilities.iter().any(|c| {
             let text = c.to_string();
@@ -191,16 +193,11 @@ pub fn check_component(manifest: &Manifest, info: &ComponentInfo) -> Result<(), 
             inspect::Reach::Proxy => declared(&["caret.call:", "pit."]),
             _ => true,
         };
-        if !ok {
-            if let Some(needs) = reach.required_declaration() {
-                undeclared.push((import.clone(), needs.to_owned()));
-            }
+        if !ok && let Some(needs) = reach.required_declaration() {
+            undeclared.push((import.clone(), needs.to_owned()));
         }
     }
-    if !undeclared.is_empty() {
-        return Err(KernelError::UndeclaredImports { id: manifest.id.clone(), undeclared });
-    }
-    Ok(())
+    undeclared
 }
 
 impl Registry {

@@ -12,6 +12,7 @@
 //! audit record. Opens, reads, writes and listings always reach the host.
 
 use crate::host::CaretState;
+use std::sync::Arc;
 use wasmtime::component::{Linker, Resource};
 use wasmtime::StoreContextMut;
 use wasmtime_wasi::cli::WasiCliView;
@@ -64,6 +65,18 @@ fn guarded<T>(
             Err(e) => Err(e.downcast()?.into()),
         }
     };
+    if result.is_ok()
+        && let Some(scope) = state.fs_scopes.get(&base)
+    {
+        let family = if writing { "fs.write" } else { "fs.read" };
+        let (caret, scope) = (&*state.caret, &**scope);
+        state.audit.allowed_use(&["fs", caret, family, scope, path], || crate::audit::AllowedUse {
+            principal: format!("caret:{caret}"),
+            caret: Some(caret.to_owned()),
+            capability: Some(format!("{family}:{scope}")),
+            target: format!("{scope}:{path}"),
+        });
+    }
     if let Err(code) = &result {
         let reason = match code {
             _ if outside => Some("outside every granted scope"),
@@ -83,6 +96,17 @@ fn guarded<T>(
 }
 
 type Fd = Resource<Descriptor>;
+
+/// The grant scope a preopen's guest mount point stands for: `/workspace/src` → `workspace/src`;
+/// a command's workspace mounted at `/` → `workspace`.
+fn scope_of_mount(mount: &str) -> String {
+    match mount.trim_matches('/') {
+        "" | "." => "workspace".to_owned(),
+        m @ ("data" | "cache") => m.to_owned(),
+        m if m == "workspace" || m.starts_with("workspace/") => m.to_owned(),
+        sub => format!("workspace/{sub}"),
+    }
+}
 
 /// Replaces `get-directories` (to learn which handle is the sentinel) and every path-taking
 /// `descriptor` method (to refuse and audit what falls outside the grants) in a linker that
@@ -106,8 +130,9 @@ pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
                 Some(format!("no env grant; {withheld} host variables withheld")),
             );
         } else {
-            let names: Vec<&str> = visible.iter().map(|(k, _)| k.as_str()).collect();
-            state.audit.allowed(&principal, Some(&state.caret), Some(&format!("env:{}", names.join(","))), "environment");
+            for (name, _) in &visible {
+                state.audit.allowed(&principal, Some(&state.caret), Some(&format!("env:{name}")), "environment");
+            }
         }
         Ok((visible,))
     })?;
@@ -117,6 +142,11 @@ pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
         let dirs = state.filesystem().get_directories()?;
         if state.sentinel_mounted {
             state.sentinel = dirs.iter().find(|(_, mount)| mount == SENTINEL_MOUNT).map(|(d, _)| d.rep());
+        }
+        for (dir, mount) in &dirs {
+            if state.sentinel != Some(dir.rep()) {
+                state.fs_scopes.insert(dir.rep(), Arc::from(scope_of_mount(mount)));
+            }
         }
         Ok((dirs,))
     })?;
@@ -128,9 +158,14 @@ pub(crate) fn wrap(linker: &mut Linker<CaretState>) -> wasmtime::Result<()> {
                 || oflags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE);
             let base = fd.rep();
             let p = path.clone();
-            Ok((guarded(store.data_mut(), base, &path, writing, |s| {
-                HostDescriptor::open_at(&mut s.filesystem(), fd, pf, p, oflags, flags)
-            })?,))
+            let state = store.data_mut();
+            let opened = guarded(state, base, &path, writing, |s| HostDescriptor::open_at(&mut s.filesystem(), fd, pf, p, oflags, flags))?;
+            // What is opened inside a scope stays in it: later opens relative to it are audited
+            // against the same grant.
+            if let (Ok(new), Some(scope)) = (&opened, state.fs_scopes.get(&base).cloned()) {
+                state.fs_scopes.insert(new.rep(), scope);
+            }
+            Ok((opened,))
         },
     )?;
     t.func_wrap("[method]descriptor.stat-at", |mut store: Store<'_>, (fd, pf, path): (Fd, PathFlags, String)| {

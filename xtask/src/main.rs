@@ -176,7 +176,8 @@ fn start(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Runs every benchmark (or those whose names contain the filter words): the kernel's needs
-/// the carets built; the DAG's compares against Dask, installed with pip when missing.
+/// the carets built; the DAG's compares against Dask, installed with pip when missing; the
+/// developer loop drives the release `symphony` and `carets` binaries.
 fn bench(root: &Path, args: &[String]) -> Result<()> {
     build_carets(root)?;
     let has_dask = Command::new("python3").args(["-c", "import dask"]).output().is_ok_and(|o| o.status.success());
@@ -184,7 +185,9 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         // Best effort: without Dask the DAG benchmark still runs and says what is missing.
         let _ = run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "dask"]));
     }
-    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag")] {
+    // The developer-loop benchmark drives the release `symphony` binary next to `carets`.
+    run(Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "-q", "-p", "symphony"]))?;
+    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag"), ("carets", "dev_loop")] {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(root).args(["bench", "-q", "-p", package, "--bench", bench, "--"]).args(args);
         run(&mut cmd)?;

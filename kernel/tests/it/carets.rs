@@ -106,6 +106,12 @@ fn instrument_without_its_grant_says_what_to_grant() {
 #[test]
 fn motif_theme_and_panel_render_through_the_proxy() {
     let f = shipped();
+    // A motif restyles the IDE or shows panels only with the grants for it.
+    for (op, needed) in [("@theme", "ui.theme"), ("@panels", "ui.panel"), ("@render", "ui.panel")] {
+        let err = f.call("aurora", op, r#"{"panel":"todos"}"#).expect_err("no ui grant");
+        assert_eq!((err.code, err.capability.as_deref()), (ErrorCode::Denied, Some(needed)), "{op}: {err}");
+    }
+    f.grant("aurora", &["ui.theme", "ui.panel"]);
     let theme = f.json("aurora", "@theme", "");
     assert_eq!(theme["accent"], "#5eead4");
     assert!(theme.as_object().is_some_and(|t| t.len() >= 10));

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli {
+    mod call_tests;
     mod new_build;
     mod package;
     mod registry;

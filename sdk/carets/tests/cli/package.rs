@@ -2,15 +2,9 @@
 //! each refusal — untrusted, unsigned, tampered, signed by another key — leaves what was
 //! installed before untouched.
 
-use super::support::carets;
-use std::process::Output;
+use super::support::{carets, ok};
 use symphony_kernel::package::{Package, PackageError};
 use symphony_kernel::{Config, Kernel, KernelOptions, Principal};
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn public_key(keygen_stdout: &str) -> String {
     keygen_stdout.lines().find_map(|l| l.strip_prefix("public key: ")).unwrap().trim().to_owned()
@@ -23,17 +17,17 @@ fn signed_packages_install_only_from_trusted_signers() {
     ok(carets(&["new", "signed-op", "--kind", "operator"], r));
     let dir = r.join("signed-op");
     ok(carets(&["build"], &dir));
-    let alice = public_key(&ok(carets(&["keygen", "--name", "alice", "--out", "alice.key"], r)));
-    let mallory = public_key(&ok(carets(&["keygen", "--name", "mallory", "--out", "mallory.key"], r)));
+    let alice = public_key(&ok(carets(&["keygen", "--name", "alice", "--out", "alice.key"], r)).0);
+    let mallory = public_key(&ok(carets(&["keygen", "--name", "mallory", "--out", "mallory.key"], r)).0);
     assert_ne!(alice, mallory);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(r.join("alice.key")).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let packed = ok(carets(&["pack", "signed-op", "--key", "alice.key", "--out", "good.caret"], r));
+    let packed = ok(carets(&["pack", "signed-op", "--key", "alice.key", "--out", "good.caret"], r)).0;
     assert!(packed.contains("signed by alice"), "{packed}");
-    let verified = ok(carets(&["verify", "good.caret"], r));
+    let verified = ok(carets(&["verify", "good.caret"], r)).0;
     assert!(verified.contains(&format!("signed by alice with key {alice}: signature valid")), "{verified}");
 
     let kernel = Kernel::open(KernelOptions { home: r.join("home"), workspace: r.to_path_buf(), config: Config::default() }).unwrap();

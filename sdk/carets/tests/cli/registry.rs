@@ -67,19 +67,19 @@ fn publish_yank_and_install_by_name_with_dependencies() {
     let any = semver::VersionReq::STAR;
 
     // app-op needs lib-op ^0.1: the newest 0.1.x comes along, dependencies first.
-    let installed = kernel.install_from_registry(&index, "app-op", &any).unwrap();
+    let installed = kernel.install_from_registry(&index, "app-op", &any, &mut |_| {}).unwrap();
     let got: Vec<String> = installed.iter().map(|c| format!("{} {}", c.manifest.id, c.manifest.version)).collect();
     assert_eq!(got, ["lib-op 0.1.4", "app-op 0.1.0"]);
     assert_eq!(kernel.invoke(&Principal::User, "caret/app-op", "upper", "dep").unwrap(), "DEP");
 
     // 1.0.0 is yanked, so the newest lib-op is 0.2.0; an exact request for it is refused too.
-    let installed = kernel.install_from_registry(&index, "lib-op", &any).unwrap();
+    let installed = kernel.install_from_registry(&index, "lib-op", &any, &mut |_| {}).unwrap();
     assert_eq!(installed[0].manifest.version.to_string(), "0.2.0");
-    let err = kernel.install_from_registry(&index, "lib-op", &semver::VersionReq::parse("=1.0.0").unwrap()).expect_err("yanked");
+    let err = kernel.install_from_registry(&index, "lib-op", &semver::VersionReq::parse("=1.0.0").unwrap(), &mut |_| {}).expect_err("yanked");
     assert!(err.to_string().contains("1.0.0 (yanked)"), "{err}");
 
     // What cannot be satisfied is explained with who asked for what.
-    let err = kernel.install_from_registry(&index, "needy", &any).expect_err("unsatisfiable");
+    let err = kernel.install_from_registry(&index, "needy", &any, &mut |_| {}).expect_err("unsatisfiable");
     assert!(matches!(err, IndexError::Unsatisfiable(_)), "{err}");
     assert_eq!(
         err.to_string(),
@@ -89,7 +89,7 @@ fn publish_yank_and_install_by_name_with_dependencies() {
 
     // Un-yanked, 1.0.0 is chosen again.
     assert!(carets(&["yank", "lib-op@1.0.0", "--registry", "reg", "--undo"], r).status.success());
-    let installed = kernel.install_from_registry(&index, "lib-op", &any).unwrap();
+    let installed = kernel.install_from_registry(&index, "lib-op", &any, &mut |_| {}).unwrap();
     assert_eq!(installed[0].manifest.version.to_string(), "1.0.0");
     assert!(matches!(index.versions("nobody"), Err(IndexError::UnknownCaret(_))));
 }
