@@ -113,6 +113,9 @@ pub enum Command {
     /// Manage the keys you trust to sign carets.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Rebuild a caret when its sources change and swap it into every running kernel on this
+    /// home (the IDE included), keeping its state; failures leave the running version serving.
+    Dev(crate::dev::DevArgs),
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
@@ -166,8 +169,11 @@ pub enum CaretCommand {
     Info { id: String },
     /// Remove a caret and its grants.
     Remove { id: String },
-    /// Go back to the version installed before the current one.
+    /// Go back to the version installed before the current one (running kernels swap back).
     Rollback { id: String },
+    /// Swap the installed version in again in every running kernel (fresh instances, state
+    /// carried over), without rebuilding.
+    Reload { id: String },
     /// Grant capabilities; each must narrow what the manifest asks for.
     Grant {
         id: String,
@@ -266,6 +272,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = global.home.clone().unwrap_or_else(default_home);
     match command {
         Command::Start(args) => demo::start(&global, home, args),
+        Command::Dev(args) => crate::dev::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
         Command::Trust(t) => {
             let kernel = open_kernel(&global, home, None)?;
@@ -457,6 +464,10 @@ fn caret(kernel: &Kernel, command: CaretCommand, json: bool) -> Result<ExitCode>
         CaretCommand::Remove { id } => {
             let removed = kernel.remove(&id)?;
             output::message(&format!("removed {} {}", removed.manifest.id, removed.manifest.version), json)?;
+        }
+        CaretCommand::Reload { id } => {
+            kernel.registry().request_reload(&id)?;
+            output::message(&format!("{id}: reload requested; running kernels swap it in within 10 ms"), json)?;
         }
         CaretCommand::Rollback { id } => {
             let restored = kernel.rollback(&id)?;

@@ -92,6 +92,8 @@ pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     println!("{HELP}");
+    // `symphony dev` and installs from other terminals are swapped in while this runs.
+    let _follow = kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
     prompt(&kernel, global.json)
 }
 

@@ -4,6 +4,7 @@
 mod audit_view;
 mod cli;
 mod demo;
+mod dev;
 mod exit;
 mod melody;
 mod output;

@@ -156,6 +156,7 @@ pub fn audit(records: &[AuditRecord], bad: &[BadLine], path: &Path, json: bool) 
             symphony_kernel::Decision::Allowed => "allowed",
             symphony_kernel::Decision::Denied => "DENIED ",
             symphony_kernel::Decision::Limited => "LIMITED",
+            symphony_kernel::Decision::Event => "event  ",
         };
         let count = if r.count > 1 { format!(" ×{}", r.count) } else { String::new() };
         let detail = r.detail.as_deref().map(|d| format!("  ({d})")).unwrap_or_default();

@@ -8,7 +8,11 @@ use std::process::{Command, Output, Stdio};
 
 mod cli {
     mod audit;
+    mod dev;
 }
+
+#[path = "common/tally_crate.rs"]
+mod tally_crate;
 
 struct Cli {
     root: tempfile::TempDir,
@@ -204,7 +208,7 @@ fn start_installs_the_shipped_carets_and_answers_the_prompt() {
     let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap()], script, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for expected in ["installed aurora", "installed ngram-complete", "installed text-tools", "granted text-tools: fs.read:workspace", "loaded aurora", "TODO: ship it"] {
+    for expected in ["installed aurora", "installed ngram-complete", "installed tally", "installed text-tools", "granted text-tools: fs.read:workspace", "loaded aurora", "TODO: ship it"] {
         assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
     }
     assert!(!stdout.contains("hostile"), "test carets are not shipped:\n{stdout}");
@@ -212,7 +216,7 @@ fn start_installs_the_shipped_carets_and_answers_the_prompt() {
     let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap(), "--no-prompt"], b"", &[]);
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("installed"), "{stdout}");
-    assert_eq!(stdout.matches("(Hit)").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("(Hit)").count(), 4, "{stdout}");
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub enum Decision {
     Denied,
     /// A resource limit stopped the caret (time, memory).
     Limited,
+    /// Something the kernel did to a caret: a version swapped in, a swap refused.
+    Event,
 }
 
 /// One line of the audit log.
@@ -153,6 +155,20 @@ impl AuditLog {
             capability: Some(limit.to_owned()),
             target: target.to_owned(),
             decision: Decision::Limited,
+            count: 1,
+            detail: Some(detail),
+        });
+    }
+
+    /// Records a kernel event about a caret (`caret.swapped` …), always.
+    pub fn event(&self, caret: &str, event: &str, target: &str, detail: String) {
+        self.write(&AuditRecord {
+            time: now_rfc3339(),
+            principal: "kernel".to_owned(),
+            caret: Some(caret.to_owned()),
+            capability: Some(event.to_owned()),
+            target: target.to_owned(),
+            decision: Decision::Event,
             count: 1,
             detail: Some(detail),
         });

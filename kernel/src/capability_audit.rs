@@ -283,6 +283,7 @@ impl UsageIndex {
             // A limit stops the callee, whoever called it; anything else is the acting caret's.
             let actor = match r.decision {
                 Decision::Limited => r.caret.as_deref(),
+                Decision::Event => continue,
                 _ => r.principal.strip_prefix("caret:"),
             };
             let Some(caret) = actor else { continue };
@@ -291,6 +292,7 @@ impl UsageIndex {
                 Decision::Allowed => a.allowed += r.count,
                 Decision::Denied => a.denied += r.count,
                 Decision::Limited => a.limited += r.count,
+                Decision::Event => {}
             }
             if r.time > a.last {
                 a.last.clone_from(&r.time);

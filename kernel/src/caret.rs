@@ -36,10 +36,23 @@ struct Live {
     generation: u64,
 }
 
+/// Whether a loaded caret takes calls: a version being swapped in waits for its state before
+/// serving; a version swapped out sends callers back to the kernel's map.
+const OPEN: u8 = 0;
+const PENDING: u8 = 1;
+const RETIRED: u8 = 2;
+
 /// A caret the kernel can call.
 pub(crate) struct LoadedCaret {
     pub manifest: Manifest,
     pub hash: blake3::Hash,
+    /// The registry version directory it was loaded from.
+    pub slot: String,
+    gate: std::sync::atomic::AtomicU8,
+    gate_lock: Mutex<()>,
+    gate_changed: Condvar,
+    /// State carried over from the version this one replaced: every instance made restores it.
+    seed_state: Mutex<Option<Arc<Vec<u8>>>>,
     engine: Engine,
     pre: WorldPre,
     grants: RwLock<(u64, Arc<CapabilitySet>)>,
@@ -119,6 +132,7 @@ impl LoadedCaret {
         audit: Arc<AuditLog>,
         epoch_tick: Duration,
         source: &Path,
+        slot: String,
     ) -> Result<Self, KernelError> {
         let invalid = |e: wasmtime::Error| KernelError::InvalidComponent {
             path: source.to_path_buf(),
@@ -135,6 +149,11 @@ impl LoadedCaret {
         Ok(Self {
             manifest,
             hash,
+            slot,
+            gate: std::sync::atomic::AtomicU8::new(OPEN),
+            gate_lock: Mutex::new(()),
+            gate_changed: Condvar::new(),
+            seed_state: Mutex::new(None),
             engine: engine.clone(),
             pre,
             grants: RwLock::new((0, grants)),
@@ -165,7 +184,19 @@ impl LoadedCaret {
             *g = (g.0 + 1, grants);
         }
         let stale: Vec<Live> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
-        self.retire(stale.len());
+        for live in stale {
+            self.drop_stale(live);
+        }
+    }
+
+    /// Drops an instance built with grants that no longer hold, keeping its state (if the
+    /// caret saves any) for the instance that replaces it.
+    fn drop_stale(&self, mut live: Live) {
+        if let Ok(state) = self.save_state(&mut live) {
+            *self.seed_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
+        }
+        drop(live);
+        self.retire(1);
     }
 
     fn retire(&self, n: usize) {
@@ -203,7 +234,149 @@ impl LoadedCaret {
             WorldPre::Instrument(p) => WorldInstance::Instrument(p.instantiate(&mut store).map_err(failed)?),
             WorldPre::Motif(p) => WorldInstance::Motif(p.instantiate(&mut store).map_err(failed)?),
         };
-        Ok(Live { store, world, generation })
+        let mut live = Live { store, world, generation };
+        let seed = self.seed_state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(state) = seed {
+            self.restore_state(&mut live, &state)?;
+        }
+        Ok(live)
+    }
+
+    /// Asks an instance for its state (`lifecycle.save-state`).
+    fn save_state(&self, live: &mut Live) -> Result<Vec<u8>, CallError> {
+        live.store.set_epoch_deadline(self.deadline_ticks());
+        let store = &mut live.store;
+        let saved = match &live.world {
+            WorldInstance::Operator(w) => w.symphony_caret_lifecycle().call_save_state(store),
+            WorldInstance::Instrument(w) => w.symphony_caret_lifecycle().call_save_state(store),
+            WorldInstance::Motif(w) => w.symphony_caret_lifecycle().call_save_state(store),
+        };
+        saved.map_err(|e| CallError::new(ErrorCode::Trap, format!("save-state trapped: {e:#}")).with_caret(self.id()))
+    }
+
+    /// Gives an instance the state a previous version saved (`lifecycle.restore-state`).
+    fn restore_state(&self, live: &mut Live, state: &[u8]) -> Result<(), CallError> {
+        live.store.set_epoch_deadline(self.deadline_ticks());
+        let store = &mut live.store;
+        let restored = match &live.world {
+            WorldInstance::Operator(w) => w.symphony_caret_lifecycle().call_restore_state(store, state),
+            WorldInstance::Instrument(w) => w.symphony_caret_lifecycle().call_restore_state(store, state),
+            WorldInstance::Motif(w) => w.symphony_caret_lifecycle().call_restore_state(store, state),
+        };
+        match restored {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(from_wit_error(self.id(), e)),
+            Err(trap) => Err(CallError::new(ErrorCode::Trap, format!("restore-state trapped: {trap:#}")).with_caret(self.id())),
+        }
+    }
+
+    /// A version about to replace `old`: it makes one instance now (so a trap in start-up or
+    /// in `restore-state` is found before it serves) and holds calls until `open`.
+    pub fn prepare_pending(&self, kernel: &Weak<KernelInner>) -> Result<(), CallError> {
+        self.gate.store(PENDING, std::sync::atomic::Ordering::SeqCst);
+        *self.existing.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        match self.instantiate(kernel) {
+            Ok(live) => {
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(live);
+                Ok(())
+            }
+            Err(e) => {
+                self.retire(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops taking calls (callers go back to the kernel's map), waits until the calls in
+    /// flight have finished, then returns the state of the most recently used instance — or
+    /// `None` when no instance exists. `drain_for` bounds the wait.
+    pub fn retire_and_save(&self, drain_for: Duration) -> Result<Option<Vec<u8>>, CallError> {
+        self.set_gate(RETIRED);
+        let give_up = Instant::now() + drain_for;
+        loop {
+            let existing = *self.existing.lock().unwrap_or_else(|p| p.into_inner());
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+            if existing as usize <= idle {
+                break;
+            }
+            if Instant::now() >= give_up {
+                return Err(CallError::new(ErrorCode::Busy, format!("calls still running after {drain_for:?}")).with_caret(self.id()));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let last = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match last {
+            None => Ok(self.seed_state.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|s| s.to_vec())),
+            Some(mut live) => {
+                let saved = self.save_state(&mut live);
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(live);
+                let _existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+                self.freed.notify_all();
+                saved.map(Some)
+            }
+        }
+    }
+
+    /// Seeds the state every instance of this version starts from, including the one made by
+    /// `prepare_pending` (restored here, before any call reaches it).
+    pub fn seed(&self, state: Vec<u8>) -> Result<(), CallError> {
+        let state = Arc::new(state);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        for live in idle.iter_mut() {
+            self.restore_state(live, &state)?;
+        }
+        *self.seed_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+        Ok(())
+    }
+
+    /// Lets calls in (`open`) or sends them back to the map (`retire`).
+    pub fn open(&self) {
+        self.set_gate(OPEN);
+    }
+
+    /// Undoes `retire_and_save` after a failed swap: the old version serves again.
+    pub fn reopen(&self) {
+        self.set_gate(OPEN);
+    }
+
+    /// Marks a version that will never serve (a failed swap's new version).
+    pub fn discard(&self) {
+        self.set_gate(RETIRED);
+    }
+
+    fn set_gate(&self, state: u8) {
+        {
+            let _guard = self.gate_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.gate.store(state, std::sync::atomic::Ordering::SeqCst);
+            self.gate_changed.notify_all();
+        }
+        // Callers waiting for an instance of a retired version must go to its successor now,
+        // not when their wait times out.
+        let _existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+        self.freed.notify_all();
+    }
+
+    /// `Some(())` when calls may proceed; `None` when the caller must look the caret up again.
+    fn pass_gate(&self) -> Result<Option<()>, CallError> {
+        match self.gate.load(std::sync::atomic::Ordering::SeqCst) {
+            OPEN => return Ok(Some(())),
+            RETIRED => return Ok(None),
+            _ => {}
+        }
+        let give_up = Instant::now() + self.manifest.limits.time;
+        let mut guard = self.gate_lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match self.gate.load(std::sync::atomic::Ordering::SeqCst) {
+                OPEN => return Ok(Some(())),
+                RETIRED => return Ok(None),
+                _ => {}
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(CallError::new(ErrorCode::Busy, "a new version is being swapped in").with_caret(self.id()));
+            }
+            guard = self.gate_changed.wait_timeout(guard, give_up - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -212,17 +385,14 @@ impl LoadedCaret {
     }
 
     /// Takes a warm instance, or makes one if the caret is under its instance limit, else waits
-    /// for one up to the call's time limit.
-    fn acquire(&self, kernel: &Weak<KernelInner>) -> Result<Live, CallError> {
+    /// for one up to the call's time limit. `None`: this version was swapped out meanwhile.
+    fn acquire(&self, kernel: &Weak<KernelInner>) -> Result<Option<Live>, CallError> {
         let generation = self.grants.read().unwrap_or_else(|p| p.into_inner()).0;
         loop {
             let popped = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match popped {
-                Some(live) if live.generation == generation => return Ok(live),
-                Some(stale) => {
-                    drop(stale);
-                    self.retire(1);
-                }
+                Some(live) if live.generation == generation => return Ok(Some(live)),
+                Some(stale) => self.drop_stale(stale),
                 None => break,
             }
         }
@@ -236,9 +406,13 @@ impl LoadedCaret {
                 self.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let popped = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let now = Instant::now();
+                if popped.is_none() && self.gate.load(std::sync::atomic::Ordering::SeqCst) == RETIRED {
+                    self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(None);
+                }
                 if popped.is_some() || now >= give_up {
                     self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                    return popped.ok_or_else(|| {
+                    return popped.map(Some).ok_or_else(|| {
                         CallError::new(
                             ErrorCode::Busy,
                             format!("all {limit} instances are busy (raise `limits.instances`)"),
@@ -251,7 +425,7 @@ impl LoadedCaret {
             }
             *existing += 1;
         }
-        self.instantiate(kernel).inspect_err(|_| self.retire(1))
+        self.instantiate(kernel).map(Some).inspect_err(|_| self.retire(1))
     }
 
     fn release(&self, live: Live) {
@@ -264,13 +438,14 @@ impl LoadedCaret {
                 self.freed.notify_one();
             }
         } else {
-            drop(live);
-            self.retire(1);
+            self.drop_stale(live);
         }
     }
 
     /// Calls `op` with `payload` on a warm instance. Ops starting with `@` reach the world's
     /// other exports: `@describe`, `@health`, `@model`, `@theme`, `@panels`, `@render`, `@event`.
+    /// `None` when this version has been swapped out before the call could start: the caller
+    /// looks the caret up again and calls the version now serving.
     pub fn call(
         &self,
         kernel: &Weak<KernelInner>,
@@ -278,9 +453,36 @@ impl LoadedCaret {
         op: &str,
         payload: &str,
         observer: Option<Arc<dyn CallObserver>>,
+    ) -> Option<Result<String, CallError>> {
+        match self.pass_gate() {
+            Ok(Some(())) => {}
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        if let Err(e) = self.check_ui_grant(op) {
+            return Some(Err(e));
+        }
+        let live = match self.acquire(kernel) {
+            Ok(Some(live)) => live,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        // Swapped out while this caller waited for an instance: hand it back, go to the new one.
+        if self.gate.load(std::sync::atomic::Ordering::SeqCst) == RETIRED {
+            self.release(live);
+            return None;
+        }
+        Some(self.call_on(live, principal, op, payload, observer))
+    }
+
+    fn call_on(
+        &self,
+        mut live: Live,
+        principal: &crate::kernel::Principal,
+        op: &str,
+        payload: &str,
+        observer: Option<Arc<dyn CallObserver>>,
     ) -> Result<String, CallError> {
-        self.check_ui_grant(op)?;
-        let mut live = self.acquire(kernel)?;
         {
             let data = live.store.data_mut();
             data.observer = observer;

@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::Engine;
@@ -125,9 +125,12 @@ pub(crate) struct KernelInner {
     pub cache: CompiledCache,
     pub workspace: PathBuf,
     pub config: Config,
-    carets: RwLock<HashMap<String, Arc<LoadedCaret>>>,
+    pub(crate) carets: RwLock<HashMap<String, Arc<LoadedCaret>>>,
     services: RwLock<HashMap<String, Arc<dyn Service>>>,
-    self_ref: Weak<KernelInner>,
+    pub(crate) self_ref: Weak<KernelInner>,
+    pub(crate) subscribers: Mutex<Vec<std::sync::mpsc::Sender<crate::swap::KernelEvent>>>,
+    /// One swap at a time: an install and the install watcher may both ask for the same one.
+    pub(crate) swapping: Mutex<()>,
 }
 
 /// The Symphony kernel. Cheap to clone; all clones share one state.
@@ -243,6 +246,8 @@ impl Kernel {
             carets: RwLock::new(HashMap::new()),
             services: RwLock::new(HashMap::new()),
             self_ref: self_ref.clone(),
+            subscribers: Mutex::new(Vec::new()),
+            swapping: Mutex::new(()),
         });
         Ok(Self { inner })
     }
@@ -285,14 +290,14 @@ impl Kernel {
     /// Installs a caret from its directory and (re)loads it if it was loaded.
     pub fn install_dir(&self, dir: &Path) -> Result<InstalledCaret, KernelError> {
         let installed = self.inner.registry.install_dir(dir)?;
-        self.unload(&installed.manifest.id);
+        self.serve_installed(&installed.manifest.id);
         Ok(installed)
     }
 
     /// Installs a component with a separate manifest.
     pub fn install_files(&self, wasm: &Path, manifest: &Path) -> Result<InstalledCaret, KernelError> {
         let installed = self.inner.registry.install_files(wasm, manifest)?;
-        self.unload(&installed.manifest.id);
+        self.serve_installed(&installed.manifest.id);
         Ok(installed)
     }
 
@@ -321,7 +326,7 @@ impl Kernel {
             None => return Err(PackageError::Unsigned { path: path.to_path_buf() }),
         };
         let installed = self.inner.registry.install_with(verified.manifest, &verified.component, path, provenance)?;
-        self.unload(&installed.manifest.id);
+        self.serve_installed(&installed.manifest.id);
         Ok(installed)
     }
 
@@ -386,7 +391,7 @@ impl Kernel {
     /// Returns a caret to the version installed before the current one.
     pub fn rollback(&self, id: &str) -> Result<InstalledCaret, KernelError> {
         let restored = self.inner.registry.rollback(id)?;
-        self.unload(id);
+        self.serve_installed(id);
         Ok(restored)
     }
 
@@ -419,8 +424,52 @@ impl Kernel {
         Ok(())
     }
 
+    /// After an install or rollback: a loaded caret is swapped to the installed version in
+    /// place (calls keep flowing, state carries over). When the swap is refused the running
+    /// version keeps serving (the refusal is published and audited) — unless the kind or API
+    /// changed, which no swap can bridge: then it is unloaded and the next call loads anew.
+    fn serve_installed(&self, id: &str) {
+        use crate::swap::SwapError;
+        match self.swap(id) {
+            Ok(_) => {}
+            Err(SwapError::KindChanged { .. } | SwapError::ApiChanged { .. }) => self.unload(id),
+            Err(e) => tracing::warn!(caret = id, error = %e, "installed, but the running version keeps serving"),
+        }
+    }
+
     fn unload(&self, id: &str) {
         self.inner.carets.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Makes the installed version of `id` the one this kernel serves, without dropping a
+    /// call: see `swap.rs`. On any error the version serving before keeps serving.
+    pub fn swap(&self, id: &str) -> Result<crate::swap::SwapOutcome, crate::swap::SwapError> {
+        crate::swap::swap_installed(&self.inner, id, false)
+    }
+
+    /// Swaps the installed version in again, fresh instances with the state carried over,
+    /// even if it is the one serving.
+    pub fn reload(&self, id: &str) -> Result<crate::swap::SwapOutcome, crate::swap::SwapError> {
+        crate::swap::swap_installed(&self.inner, id, true)
+    }
+
+    /// Follows installs, reloads and grants made by other processes on this home, every
+    /// `every`, until the returned handle is dropped.
+    pub fn watch_installs(&self, every: Duration) -> crate::swap::InstallWatcher {
+        crate::swap::watch_installs(&self.inner, every)
+    }
+
+    /// The version (registry slot and BLAKE3) of `id` this kernel serves, if loaded.
+    pub fn serving(&self, id: &str) -> Option<(String, String)> {
+        let carets = self.inner.carets.read().unwrap_or_else(|p| p.into_inner());
+        carets.get(id).map(|c| (c.slot.clone(), c.hash.to_hex().to_string()))
+    }
+
+    /// Kernel events (`caret.swapped`, `caret.swap-failed`) from now on.
+    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<crate::swap::KernelEvent> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
     }
 
     /// Loads an installed caret (from the compiled cache when possible).
@@ -467,8 +516,21 @@ fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOu
     if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
         return Ok((Arc::clone(c), CacheOutcome::Hit));
     }
-    let layout = inner.registry.layout();
     let installed = inner.registry.get(id)?;
+    let (caret, outcome) = build_loaded(inner, installed)?;
+    tracing::info!(caret = id, hash = %caret.hash.to_hex(), cache = ?outcome, "loaded");
+    let mut carets = inner.carets.write().unwrap_or_else(|p| p.into_inner());
+    // Another thread may have loaded it meanwhile; keep the first so pools are not split.
+    let kept = carets.entry(id.to_owned()).or_insert(caret);
+    Ok((Arc::clone(kept), outcome))
+}
+
+/// Checks an installed version's bytes against its record, compiles it (through the cache)
+/// and links it, with the caret's current grants. Not yet serving.
+pub(crate) fn build_loaded(inner: &Arc<KernelInner>, installed: crate::registry::InstalledCaret) -> Result<(Arc<LoadedCaret>, CacheOutcome), KernelError> {
+    let id = installed.manifest.id.clone();
+    let id = id.as_str();
+    let layout = inner.registry.layout();
     let path = installed.component_path(layout);
     let bytes = std::fs::read(&path).map_err(|e| KernelError::io(&path, e))?;
     let hash = blake3::hash(&bytes);
@@ -494,12 +556,9 @@ fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOu
         Arc::clone(&inner.audit),
         Duration::from_millis(inner.config.kernel.epoch_tick_ms),
         &path,
+        installed.slot,
     )?);
-    tracing::info!(caret = id, hash = %caret.hash.to_hex(), cache = ?outcome, "loaded");
-    let mut carets = inner.carets.write().unwrap_or_else(|p| p.into_inner());
-    // Another thread may have loaded it meanwhile; keep the first so pools are not split.
-    let kept = carets.entry(id.to_owned()).or_insert(caret);
-    Ok((Arc::clone(kept), outcome))
+    Ok((caret, outcome))
 }
 
 /// The capability a principal needs to reach `target`/`op`.
@@ -569,7 +628,7 @@ pub(crate) fn invoke(
     });
 
     match target {
-        TargetRef::Caret(id) => {
+        TargetRef::Caret(id) => loop {
             let caret = match load(inner, id) {
                 Ok((c, _)) => c,
                 Err(KernelError::NotInstalled(_)) => {
@@ -577,8 +636,12 @@ pub(crate) fn invoke(
                 }
                 Err(e) => return Err(CallError::new(ErrorCode::Failed, e.to_string()).with_caret(id)),
             };
-            caret.call(&inner.self_ref, principal, op, payload, observer)
-        }
+            // `None`: that version was swapped out before the call started; the map already
+            // holds its successor.
+            if let Some(result) = caret.call(&inner.self_ref, principal, op, payload, observer.clone()) {
+                return result;
+            }
+        },
         TargetRef::Pit(name) => {
             let service = inner.services.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
             match service {

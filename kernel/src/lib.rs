@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod package;
 pub mod package_index;
 pub mod registry;
+pub mod swap;
 pub mod trust;
 pub mod wit;
 

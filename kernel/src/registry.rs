@@ -98,6 +98,8 @@ const INSTALL_RECORD: &str = "install.json";
 /// atomic rename, so an install or rollback killed at any point leaves one whole version in use.
 const CURRENT: &str = "current";
 const PREVIOUS: &str = "previous";
+/// Touched by `symphony caret reload`: running kernels swap the caret in again.
+const RELOAD: &str = "reload";
 
 /// Reads a pointer file; `None` when it does not exist.
 fn read_pointer(path: &Path) -> Result<Option<String>, KernelError> {
@@ -362,6 +364,22 @@ impl Registry {
     }
 
     /// One installed caret.
+    /// What running kernels watch to notice installs from other processes: the current
+    /// version's slot, and when a reload was last asked for (`request_reload`).
+    pub fn install_stamp(&self, id: &str) -> Result<(Option<String>, Option<std::time::SystemTime>), KernelError> {
+        let dir = self.layout.caret_dir(id);
+        let slot = read_pointer(&dir.join(CURRENT))?;
+        let reload = std::fs::metadata(dir.join(RELOAD)).and_then(|m| m.modified()).ok();
+        Ok((slot, reload))
+    }
+
+    /// Asks running kernels to swap `id` in again from its installed file.
+    pub fn request_reload(&self, id: &str) -> Result<(), KernelError> {
+        self.get(id)?;
+        let path = self.layout.caret_dir(id).join(RELOAD);
+        write_atomic(&path, now_rfc3339().as_bytes()).map_err(|e| KernelError::io(&path, e))
+    }
+
     pub fn get(&self, id: &str) -> Result<InstalledCaret, KernelError> {
         let dir = self.layout.caret_dir(id);
         let Some(slot) = read_pointer(&dir.join(CURRENT))? else {

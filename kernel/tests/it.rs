@@ -8,4 +8,5 @@ mod it {
     pub mod hostile;
     pub mod registry;
     pub mod support;
+    pub mod swap;
 }

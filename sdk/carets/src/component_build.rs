@@ -2,45 +2,11 @@
 //! against its manifest — world, API version, and that every import is declared.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use carets::compile::{self, TARGET};
+use std::path::Path;
 use symphony_kernel::inspect::{self, World};
 use symphony_kernel::manifest::{Manifest, MANIFEST_FILE};
 use symphony_progress::{self as progress, Steps};
-
-const TARGET: &str = "wasm32-wasip2";
-
-fn ensure_target() -> Result<()> {
-    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
-        return Ok(());
-    };
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
-        return Ok(());
-    }
-    eprintln!("installing the {TARGET} target (rustup target add {TARGET})");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status().context("running rustup")?;
-    if !status.success() {
-        bail!("`rustup target add {TARGET}` failed; install the target and run `carets build` again");
-    }
-    Ok(())
-}
-
-#[derive(serde::Deserialize)]
-struct CargoToml {
-    package: CargoPackage,
-    #[serde(default)]
-    lib: Option<LibSection>,
-}
-
-#[derive(serde::Deserialize)]
-struct CargoPackage {
-    name: String,
-}
-
-#[derive(serde::Deserialize)]
-struct LibSection {
-    name: Option<String>,
-}
 
 /// Builds the caret in `dir`, validates it, writes it where its manifest says, and returns the
 /// manifest it was checked against.
@@ -48,25 +14,9 @@ pub fn build(dir: &Path) -> Result<Manifest> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest = Manifest::load(&manifest_path)?;
     let steps = Steps::new(progress::Mode::detect(false), "build", 3);
-    let cargo_text = std::fs::read_to_string(dir.join("Cargo.toml")).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
-    let cargo: CargoToml = toml::from_str(&cargo_text).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
-    let lib = cargo.lib.and_then(|l| l.name).unwrap_or_else(|| cargo.package.name.replace('-', "_"));
-    ensure_target()?;
-
+    compile::ensure_target()?;
     steps.step(&format!("compiling {} for {TARGET} (cargo build --release)", manifest.id));
-    let status = steps.suspend(|| {
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-            .current_dir(dir)
-            .args(["build", "--release", "--target", TARGET])
-            .status()
-    });
-    let status = status.context("running cargo")?;
-    if !status.success() {
-        bail!("cargo build failed (its errors are above)");
-    }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
-    let built = target_dir.join(TARGET).join("release").join(format!("{lib}.wasm"));
-    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    let compile::Compiled { path: built, bytes } = steps.suspend(|| compile::compile(dir, false))?;
 
     steps.step(&format!("checking the component ({}) against {}", progress::bytes(bytes.len() as u64), manifest_path.display()));
     let info = inspect::inspect(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", built.display()))?;
