@@ -116,6 +116,8 @@ pub enum Command {
     /// Rebuild a caret when its sources change and swap it into every running kernel on this
     /// home (the IDE included), keeping its state; failures leave the running version serving.
     Dev(crate::dev::DevArgs),
+    /// Serve JSON-RPC 2.0 over WebSocket on 127.0.0.1 for the web UI and other clients.
+    Serve(crate::serve::ServeArgs),
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
@@ -231,6 +233,7 @@ pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -
     };
     let kernel = Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")?;
     kernel.register_service(Arc::new(AuditService::new(&kernel)));
+    kernel.register_service(Arc::new(crate::carets_service::CaretsService::new(&kernel)));
     Ok(kernel)
 }
 
@@ -273,6 +276,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Start(args) => demo::start(&global, home, args),
         Command::Dev(args) => crate::dev::run(&global, home, args),
+        Command::Serve(args) => crate::serve::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
         Command::Trust(t) => {
             let kernel = open_kernel(&global, home, None)?;

@@ -2,12 +2,15 @@
 //! run WASI commands, and start the interactive demo on the embedded default.
 
 mod audit_view;
+mod carets_service;
 mod cli;
 mod demo;
 mod dev;
 mod exit;
 mod melody;
 mod output;
+mod rpc;
+mod serve;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 mod cli {
     mod audit;
     mod dev;
+    mod serve;
 }
 
 #[path = "common/tally_crate.rs"]

@@ -1,0 +1,265 @@
+//! `symphony serve`: JSON-RPC 2.0 over WebSocket on 127.0.0.1 (`/rpc`), for the web UI, the
+//! desktop shell and any spec-conforming client. A token printed at start is required
+//! (`?token=` or `Authorization: Bearer`); messages are size- and rate-bounded; each
+//! connection's subscriptions end with it. Every method goes through the kernel's one proxy.
+
+use crate::cli::{open_kernel, Global};
+use crate::rpc::{self, Incoming, Request, RpcError};
+use anyhow::{Context, Result};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use symphony_kernel::Kernel;
+use tokio::sync::mpsc;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 7457)]
+    pub port: u16,
+    /// The access token (default: a fresh random one, printed in the URL).
+    #[arg(long, env = "SYMPHONY_TOKEN")]
+    pub token: Option<String>,
+    /// Largest message a client may send.
+    #[arg(long, default_value = "1MiB")]
+    pub max_message: String,
+    /// Messages per second a connection may send (bursts up to twice that).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+}
+
+struct Server {
+    kernel: Kernel,
+    token: String,
+    max_message: usize,
+    rate: u32,
+    next_subscription: AtomicU64,
+}
+
+pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> {
+    let kernel = open_kernel(global, home, None)?;
+    let token = match args.token {
+        Some(t) if t.len() >= 16 => t,
+        Some(_) => anyhow::bail!("--token must be at least 16 characters"),
+        None => fresh_token()?,
+    };
+    let max_message = usize::try_from(symphony_kernel::manifest::parse_size(&args.max_message).map_err(anyhow::Error::msg)?)
+        .context("--max-message")?;
+    let server = Arc::new(Server { kernel, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
+    let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve(server, args.port))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fresh_token() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
+    Ok(symphony_kernel::package::hex(&bytes))
+}
+
+async fn serve(server: Arc<Server>, port: u16) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    println!("Symphony is serving on http://{addr}/?token={}", server.token);
+    println!("JSON-RPC 2.0 over WebSocket: ws://{addr}/rpc?token={}", server.token);
+    let app = Router::new()
+        .route("/rpc", get(upgrade))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async {
+            (StatusCode::NOT_FOUND, "Symphony server: JSON-RPC is at /rpc. The web UI is not part of this build yet.")
+        })
+        .with_state(server);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn same_token(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn upgrade(State(server): State<Arc<Server>>, Query(q): Query<TokenQuery>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let given = q.token.or(bearer);
+    if !given.as_deref().is_some_and(|t| same_token(t, &server.token)) {
+        return (StatusCode::UNAUTHORIZED, "a valid token is required: ?token=… or Authorization: Bearer …").into_response();
+    }
+    let limit = server.max_message;
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| connection(socket, server))
+}
+
+/// A token bucket: `rate` per second, bursts of twice that.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        Self { tokens: f64::from(rate) * 2.0, rate: f64::from(rate), last: Instant::now() }
+    }
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What one connection owns: its outgoing queue and its subscriptions (stopped when it ends).
+struct Connection {
+    server: Arc<Server>,
+    out: mpsc::UnboundedSender<String>,
+    subscriptions: Mutex<HashMap<u64, Arc<AtomicBool>>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for stop in self.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn connection(socket: WebSocket, server: Arc<Server>) {
+    let (sink, mut stream) = socket.split();
+    // Replies are written by the task that read the request (no hop); notifications, which
+    // come from other threads, through a queue and a writer task. Both share the sink.
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let (out, mut queue) = mpsc::unbounded_channel::<String>();
+    let writer = {
+        let sink = Arc::clone(&sink);
+        tokio::spawn(async move {
+            while let Some(text) = queue.recv().await {
+                if sink.lock().await.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let rate = server.rate;
+    let conn = Arc::new(Connection { server, out, subscriptions: Mutex::new(HashMap::new()) });
+    let mut bucket = Bucket::new(rate);
+    while let Some(message) = stream.next().await {
+        let text = match message {
+            Ok(Message::Text(t)) => t.to_string(),
+            Ok(Message::Binary(_)) => {
+                let e = RpcError::new(rpc::INVALID_REQUEST, "binary frames are not JSON-RPC; send text");
+                let _ = conn.out.send(rpc::response(Value::Null, Err(e)).to_string());
+                continue;
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            // Oversized or broken frames: the socket is closed (1009 for size); nothing else is affected.
+            Err(_) => break,
+        };
+        if !bucket.take() {
+            let e = RpcError::new(rpc::RATE_LIMITED, format!("more than {rate} messages per second; slow down"));
+            let _ = conn.out.send(rpc::response(Value::Null, Err(e)).to_string());
+            continue;
+        }
+        // Answered on this task: a hop to another task per message costs more than most calls
+        // (see BENCHMARKS.md). Calls into carets run in `block_in_place`, so the runtime moves
+        // other work off this thread while one runs.
+        if let Some(reply) = handle(&conn, &text).await
+            && sink.lock().await.send(Message::Text(reply.to_string().into())).await.is_err()
+        {
+            break;
+        }
+    }
+    drop(conn);
+    writer.abort();
+}
+
+/// Answers one frame: a response, a batch of responses, or nothing (notifications only).
+async fn handle(conn: &Arc<Connection>, text: &str) -> Option<Value> {
+    match rpc::parse(text) {
+        Incoming::Single(Err(error)) => Some(error),
+        Incoming::Single(Ok(req)) => answer(conn, req).await,
+        Incoming::Batch(items) => {
+            let mut replies = Vec::new();
+            for item in items {
+                match item {
+                    Err(error) => replies.push(error),
+                    Ok(req) => replies.extend(answer(conn, req).await),
+                }
+            }
+            (!replies.is_empty()).then_some(Value::Array(replies))
+        }
+    }
+}
+
+async fn answer(conn: &Arc<Connection>, req: Request) -> Option<Value> {
+    let Request { id, method, params } = req;
+    let result = match method.as_str() {
+        "invoke" => tokio::task::block_in_place(|| rpc::invoke(&conn.server.kernel, params)),
+        "subscribe" => rpc::subscribe_params(params).map(|p| json!(subscribe(conn, &p.topic))),
+        "unsubscribe" => rpc::unsubscribe_params(params).map(|p| {
+            let stop = conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).remove(&p.subscription);
+            if let Some(stop) = &stop {
+                stop.store(true, Ordering::SeqCst);
+            }
+            json!(stop.is_some())
+        }),
+        other => Err(RpcError::new(rpc::METHOD_NOT_FOUND, format!("no method `{other}`; methods: invoke, subscribe, unsubscribe"))),
+    };
+    id.map(|id| rpc::response(id, result))
+}
+
+/// Starts forwarding a topic's events to this connection as `{method: "event", params:
+/// {subscription, event}}` notifications, until unsubscribed or disconnected.
+fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
+    let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
+    let events = conn.server.kernel.subscribe();
+    let out = conn.out.clone();
+    let topic = topic.to_owned();
+    // The kernel's events arrive on a std channel: a blocking thread forwards them.
+    tokio::task::spawn_blocking(move || {
+        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => {
+                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": topic, "event": event } });
+                    if out.send(note.to_string()).is_err() {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
+    id
+}

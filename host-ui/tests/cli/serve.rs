@@ -1,0 +1,192 @@
+//! `symphony serve` from the outside, with a real WebSocket client (tokio-tungstenite, not our
+//! code): the token, every method through the proxy, the spec's error codes for bad JSON-RPC,
+//! batches and notifications, oversized messages and floods refused while the server keeps
+//! serving, two clients at once, and swap events pushed to a subscriber.
+
+use crate::{code, extensions, text, Cli};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Served {
+    child: Child,
+    /// `ws://127.0.0.1:PORT/rpc`
+    url: String,
+    token: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(cli: &Cli, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_symphony"))
+        .arg("--home")
+        .arg(cli.root.path().join("home"))
+        .arg("--workspace")
+        .arg(cli.root.path().join("ws"))
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .env_remove("SYMPHONY_HOME")
+        .env_remove("SYMPHONY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.find_map(|l| l.ok().filter(|l| l.contains("ws://"))).expect("serve printed no ws:// URL");
+    let url = line.split_whitespace().find(|w| w.starts_with("ws://")).unwrap().to_owned();
+    let (url, token) = url.split_once("?token=").unwrap();
+    Served { child, url: url.to_owned(), token: token.to_owned() }
+}
+
+async fn connect(s: &Served) -> Socket {
+    tokio_tungstenite::connect_async(format!("{}?token={}", s.url, s.token)).await.unwrap().0
+}
+
+async fn send(ws: &mut Socket, frame: &str) {
+    ws.send(Message::Text(frame.into())).await.unwrap();
+}
+
+/// The next text frame, parsed (waiting at most 10 s).
+async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("no answer in 10 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+}
+
+async fn call(ws: &mut Socket, id: u64, method: &str, params: Value) -> Value {
+    send(ws, &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()).await;
+    loop {
+        let reply = next(ws).await;
+        if reply["id"] == json!(id) {
+            return reply;
+        }
+    }
+}
+
+async fn invoke(ws: &mut Socket, id: u64, target: &str, op: &str, payload: Value) -> Value {
+    call(ws, id, "invoke", json!({"target": target, "op": op, "payload": payload})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_rpc_over_websocket_through_the_proxy() {
+    let cli = Cli::new();
+    for caret in ["text-tools", "tally"] {
+        let out = cli.run(&["caret", "install", extensions().join(caret).to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    }
+    let served = serve(&cli, &[]);
+
+    // No token, a wrong token: refused before any WebSocket exists.
+    for url in [served.url.clone(), format!("{}?token=not-the-token-at-all", served.url)] {
+        let err = tokio_tungstenite::connect_async(url).await.expect_err("no token");
+        assert!(err.to_string().contains("401"), "{err}");
+    }
+    // The token as a bearer header works as well as in the URL.
+    let mut request = served.url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", format!("Bearer {}", served.token).parse().unwrap());
+    let (mut a, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    // Every method goes through the proxy: caret management, calls, denials with their typed error.
+    let list = invoke(&mut a, 1, "pit/carets", "list", json!({})).await;
+    let ids: Vec<&str> = list["result"].as_array().unwrap().iter().map(|c| c["manifest"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["tally", "text-tools"], "{list}");
+    let denied = invoke(&mut a, 2, "caret/text-tools", "todos", json!({})).await;
+    assert_eq!(denied["error"]["code"], -32000, "{denied}");
+    assert_eq!((denied["error"]["data"]["code"].as_str(), denied["error"]["data"]["capability"].as_str()), (Some("denied"), Some("fs.read:workspace")));
+    let granted = invoke(&mut a, 3, "pit/carets", "grant", json!({"id": "text-tools", "capabilities": ["fs.read:workspace"]})).await;
+    assert!(granted["result"]["grants"].to_string().contains("fs.read:workspace"), "{granted}");
+    let todos = invoke(&mut a, 4, "caret/text-tools", "todos", json!({})).await;
+    assert!(todos["result"].to_string().contains("TODO: ship it"), "{todos}");
+
+    // Bad JSON-RPC gets the spec's codes; the connection stays usable.
+    for (frame, code) in [
+        ("{not json".to_owned(), -32700),
+        (r#"{"jsonrpc":"2.0","id":9,"method":"nope"}"#.to_owned(), -32601),
+        (r#"{"jsonrpc":"2.0","id":9,"method":"invoke","params":{"op":"x"}}"#.to_owned(), -32602),
+        (r#"{"jsonrpc":"2.0","id":9,"method":"invoke","params":{"target":"nowhere","op":"x"}}"#.to_owned(), -32602),
+        (r#"{"id":9,"method":"invoke"}"#.to_owned(), -32600),
+    ] {
+        send(&mut a, &frame).await;
+        let reply = next(&mut a).await;
+        assert_eq!(reply["error"]["code"], code, "{frame}: {reply}");
+    }
+    // A batch: one response per request, none for the notification in it.
+    send(&mut a, r#"[{"jsonrpc":"2.0","id":"x","method":"invoke","params":{"target":"caret/tally","op":"tick"}},
+                     {"jsonrpc":"2.0","method":"invoke","params":{"target":"caret/tally","op":"tick"}},
+                     {"jsonrpc":"2.0","id":"y","method":"nope"}]"#).await;
+    let batch = next(&mut a).await;
+    let batch = batch.as_array().expect("a batch answer");
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert!(batch.iter().any(|r| r["id"] == "x" && r["result"]["n"].is_number()));
+    assert!(batch.iter().any(|r| r["id"] == "y" && r["error"]["code"] == -32601));
+
+    // A second client, subscribed to caret events, sees a swap made by another process.
+    let mut b = connect(&served).await;
+    let sub = call(&mut b, 1, "subscribe", json!({"topic": "caret.events"})).await;
+    let subscription = sub["result"].as_u64().expect("a subscription id");
+    let out = cli.run(&["caret", "reload", "tally"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let event = next(&mut b).await;
+    assert_eq!(event["method"], "event", "{event}");
+    assert_eq!(event["params"]["subscription"], subscription);
+    assert_eq!(event["params"]["event"]["event"], "caret.swapped", "{event}");
+    let tick = invoke(&mut a, 5, "caret/tally", "tick", json!(null)).await;
+    assert_eq!(tick["result"]["n"], 3, "the count survived the swap: {tick}");
+    assert_eq!(call(&mut b, 2, "unsubscribe", json!({"subscription": subscription})).await["result"], true);
+
+    // An oversized message closes that connection only.
+    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"invoke","params":{{"target":"caret/tally","op":"tick","payload":"{}"}}}}"#, "x".repeat(2 << 20));
+    let _ = b.send(Message::Text(big.into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match b.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an oversized message did not close the connection");
+    assert!(invoke(&mut a, 6, "caret/tally", "tick", json!(null)).await["result"]["n"].is_number(), "the other client lost service");
+    let mut c = connect(&served).await;
+    assert!(invoke(&mut c, 1, "pit/carets", "info", json!({"id": "tally"})).await["result"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_rate_limited_and_the_server_keeps_serving() {
+    let cli = Cli::new();
+    let out = cli.run(&["caret", "install", extensions().join("tally").to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let served = serve(&cli, &["--rate", "50"]);
+    let mut ws = connect(&served).await;
+    let frame = r#"{"jsonrpc":"2.0","id":1,"method":"invoke","params":{"target":"caret/tally","op":"counts"}}"#;
+    for _ in 0..300 {
+        send(&mut ws, frame).await;
+    }
+    let (mut limited, mut answered) = (0, 0);
+    while limited + answered < 300 {
+        let reply = next(&mut ws).await;
+        match reply["error"]["code"].as_i64() {
+            Some(-32001) => limited += 1,
+            _ => answered += 1,
+        }
+    }
+    assert!(limited > 0 && answered >= 90, "limited {limited}, answered {answered}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(invoke(&mut ws, 2, "caret/tally", "tick", json!(null)).await["result"]["n"].is_number());
+}
