@@ -234,6 +234,10 @@ pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -
     let kernel = Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")?;
     kernel.register_service(Arc::new(AuditService::new(&kernel)));
     kernel.register_service(Arc::new(crate::carets_service::CaretsService::new(&kernel)));
+    match crate::workspace_service::WorkspaceService::new(kernel.workspace()) {
+        Ok(files) => kernel.register_service(Arc::new(files)),
+        Err(e) => tracing::warn!(workspace = %kernel.workspace().display(), error = %e, "pit/workspace is unavailable"),
+    }
     Ok(kernel)
 }
 

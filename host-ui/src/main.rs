@@ -11,6 +11,7 @@ mod melody;
 mod output;
 mod rpc;
 mod serve;
+mod workspace_service;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -243,8 +243,12 @@ fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
     let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
-    let events = conn.server.kernel.subscribe();
     let out = conn.out.clone();
+    if topic == "workspace.files" {
+        watch_files(conn.server.kernel.workspace().to_path_buf(), id, stop, out);
+        return id;
+    }
+    let events = conn.server.kernel.subscribe();
     let topic = topic.to_owned();
     // The kernel's events arrive on a std channel: a blocking thread forwards them.
     tokio::task::spawn_blocking(move || {
@@ -262,4 +266,40 @@ fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
         }
     });
     id
+}
+
+/// Forwards changes under the workspace as `{paths: [...]}` events (paths relative to it,
+/// debounced 50 ms) until the subscription stops.
+fn watch_files(root: PathBuf, id: u64, stop: Arc<AtomicBool>, out: mpsc::UnboundedSender<String>) {
+    use notify_debouncer_mini::notify::RecursiveMode;
+    tokio::task::spawn_blocking(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let Ok(mut debouncer) = notify_debouncer_mini::new_debouncer(Duration::from_millis(50), tx) else { return };
+        if debouncer.watcher().watch(&root, RecursiveMode::Recursive).is_err() {
+            return;
+        }
+        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Ok(events)) => {
+                    let mut paths: Vec<String> = events
+                        .iter()
+                        .filter_map(|e| e.path.strip_prefix(&root).ok())
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    paths.sort();
+                    paths.dedup();
+                    if paths.is_empty() {
+                        continue;
+                    }
+                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": "workspace.files", "event": { "paths": paths } } });
+                    if out.send(note.to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
 }

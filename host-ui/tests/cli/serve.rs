@@ -190,3 +190,60 @@ async fn a_flood_is_rate_limited_and_the_server_keeps_serving() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(invoke(&mut ws, 2, "caret/tally", "tick", json!(null)).await["result"]["n"].is_number());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_through_pit_workspace_and_its_changes_pushed() {
+    let cli = Cli::new();
+    let ws_dir = cli.root.path().join("ws");
+    std::fs::write(cli.root.path().join("outside.txt"), "not yours").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(cli.root.path().join("outside.txt"), ws_dir.join("link-out")).unwrap();
+    let served = serve(&cli, &[]);
+    let mut a = connect(&served).await;
+    let mut watcher = connect(&served).await;
+    let sub = call(&mut watcher, 1, "subscribe", json!({"topic": "workspace.files"})).await;
+    assert!(sub["result"].is_u64(), "{sub}");
+
+    let ws = |op: &'static str, payload: Value| json!({"target": "pit/workspace", "op": op, "payload": payload});
+    let listed = call(&mut a, 1, "invoke", ws("list", json!({}))).await;
+    assert!(listed["result"]["entries"].to_string().contains("todo.txt"), "{listed}");
+
+    // Open, edit, save: the bytes on disk; a save over a file changed meanwhile is refused.
+    let opened = call(&mut a, 2, "invoke", ws("read", json!({"path": "todo.txt"}))).await;
+    assert_eq!(opened["result"]["text"], "TODO: ship it\nand more\n");
+    let mtime = opened["result"]["mtime_ms"].clone();
+    let saved = call(&mut a, 3, "invoke", ws("write", json!({"path": "todo.txt", "text": "edited\n", "expected_mtime_ms": mtime}))).await;
+    assert!(saved["result"]["mtime_ms"].is_u64(), "{saved}");
+    assert_eq!(std::fs::read_to_string(ws_dir.join("todo.txt")).unwrap(), "edited\n");
+    let stale = call(&mut a, 4, "invoke", ws("write", json!({"path": "todo.txt", "text": "mine\n", "expected_mtime_ms": 1}))).await;
+    assert!(stale["error"]["message"].as_str().unwrap().contains("changed on disk since it was opened"), "{stale}");
+    assert_eq!(std::fs::read_to_string(ws_dir.join("todo.txt")).unwrap(), "edited\n", "a refused save wrote");
+
+    // Create, rename, delete: the disk follows.
+    call(&mut a, 5, "invoke", ws("create", json!({"path": "notes", "dir": true}))).await;
+    call(&mut a, 6, "invoke", ws("create", json!({"path": "notes/a.md"}))).await;
+    let renamed = call(&mut a, 7, "invoke", ws("rename", json!({"from": "notes/a.md", "to": "notes/b.md"}))).await;
+    assert!(renamed["result"].is_object(), "{renamed}");
+    assert!(ws_dir.join("notes/b.md").is_file() && !ws_dir.join("notes/a.md").exists());
+    call(&mut a, 8, "invoke", ws("delete", json!({"path": "notes"}))).await;
+    assert!(!ws_dir.join("notes").exists());
+
+    // No way out: `..`, absolute paths, a symlink pointing outside.
+    for (i, path) in ["../outside.txt", "/etc/passwd", "link-out"].into_iter().enumerate() {
+        let r = call(&mut a, 10 + i as u64, "invoke", ws("read", json!({"path": path}))).await;
+        assert_eq!(r["error"]["data"]["code"], "denied", "{path}: {r}");
+    }
+    let r = call(&mut a, 20, "invoke", ws("write", json!({"path": "../escape.txt", "text": "x"}))).await;
+    assert_eq!(r["error"]["data"]["code"], "denied", "{r}");
+    assert!(!cli.root.path().join("escape.txt").exists());
+
+    // A change made outside the IDE reaches the subscriber.
+    std::fs::write(ws_dir.join("from-elsewhere.txt"), "hello").unwrap();
+    loop {
+        let event = next(&mut watcher).await;
+        if event["params"]["event"]["paths"].to_string().contains("from-elsewhere.txt") {
+            assert_eq!(event["params"]["topic"], "workspace.files");
+            break;
+        }
+    }
+}
