@@ -22,7 +22,7 @@ pub const CALL_FAILED: i64 = -32000;
 pub const RATE_LIMITED: i64 = -32001;
 
 /// Topics a client can subscribe to.
-pub const TOPICS: &[&str] = &["caret.events", "workspace.files"];
+pub const TOPICS: &[&str] = &["caret.events", "workspace.files", "terminal"];
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +144,9 @@ pub fn invoke(kernel: &Kernel, raw: Value) -> Result<Value, RpcError> {
 #[serde(deny_unknown_fields)]
 pub struct SubscribeParams {
     pub topic: String,
+    /// For `terminal`: which one.
+    #[serde(default)]
+    pub terminal: Option<u64>,
 }
 
 /// Validates `subscribe` params: the topic must exist.
@@ -151,6 +154,9 @@ pub fn subscribe_params(raw: Value) -> Result<SubscribeParams, RpcError> {
     let p: SubscribeParams = params("subscribe", raw)?;
     if !TOPICS.contains(&p.topic.as_str()) {
         return Err(RpcError::new(INVALID_PARAMS, format!("no topic `{}`; topics: {}", p.topic, TOPICS.join(", "))));
+    }
+    if (p.topic == "terminal") != p.terminal.is_some() {
+        return Err(RpcError::new(INVALID_PARAMS, "`terminal` is given with, and only with, the `terminal` topic"));
     }
     Ok(p)
 }

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use crate::terminal_service::{TerminalProxy, TerminalService};
 use symphony_kernel::Kernel;
 use tokio::sync::mpsc;
 
@@ -41,6 +42,7 @@ pub struct ServeArgs {
 
 struct Server {
     kernel: Kernel,
+    terminals: Arc<TerminalService>,
     token: String,
     max_message: usize,
     rate: u32,
@@ -56,7 +58,10 @@ pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> 
     };
     let max_message = usize::try_from(symphony_kernel::manifest::parse_size(&args.max_message).map_err(anyhow::Error::msg)?)
         .context("--max-message")?;
-    let server = Arc::new(Server { kernel, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
+    let terminals = Arc::new(TerminalService::new(kernel.workspace().to_path_buf()));
+    kernel.register_service(Arc::new(TerminalProxy(Arc::clone(&terminals))));
+    let server =
+        Arc::new(Server { kernel, terminals, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
     let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(server, args.port))?;
@@ -142,12 +147,17 @@ struct Connection {
     server: Arc<Server>,
     out: mpsc::UnboundedSender<String>,
     subscriptions: Mutex<HashMap<u64, Arc<AtomicBool>>>,
+    /// Terminals this client opened: closed when it goes.
+    terminals: Mutex<Vec<u64>>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         for stop in self.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).values() {
             stop.store(true, Ordering::SeqCst);
+        }
+        for id in self.terminals.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = self.server.terminals.close(id);
         }
     }
 }
@@ -169,7 +179,7 @@ async fn connection(socket: WebSocket, server: Arc<Server>) {
         })
     };
     let rate = server.rate;
-    let conn = Arc::new(Connection { server, out, subscriptions: Mutex::new(HashMap::new()) });
+    let conn = Arc::new(Connection { server, out, subscriptions: Mutex::new(HashMap::new()), terminals: Mutex::new(Vec::new()) });
     let mut bucket = Bucket::new(rate);
     while let Some(message) = stream.next().await {
         let text = match message {
@@ -223,8 +233,20 @@ async fn handle(conn: &Arc<Connection>, text: &str) -> Option<Value> {
 async fn answer(conn: &Arc<Connection>, req: Request) -> Option<Value> {
     let Request { id, method, params } = req;
     let result = match method.as_str() {
-        "invoke" => tokio::task::block_in_place(|| rpc::invoke(&conn.server.kernel, params)),
-        "subscribe" => rpc::subscribe_params(params).map(|p| json!(subscribe(conn, &p.topic))),
+        "invoke" => {
+            let opens_terminal = params["target"] == "pit/terminal" && params["op"] == "open";
+            let result = tokio::task::block_in_place(|| rpc::invoke(&conn.server.kernel, params));
+            if let (true, Ok(opened)) = (opens_terminal, &result)
+                && let Some(id) = opened["terminal"].as_u64()
+            {
+                conn.terminals.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+            }
+            result
+        }
+        "subscribe" => rpc::subscribe_params(params).and_then(|p| match p.terminal {
+            Some(terminal) => subscribe_terminal(conn, terminal).map(|id| json!(id)),
+            None => Ok(json!(subscribe(conn, &p.topic))),
+        }),
         "unsubscribe" => rpc::unsubscribe_params(params).map(|p| {
             let stop = conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).remove(&p.subscription);
             if let Some(stop) = &stop {
@@ -302,4 +324,33 @@ fn watch_files(root: PathBuf, id: u64, stop: Arc<AtomicBool>, out: mpsc::Unbound
             }
         }
     });
+}
+
+/// Forwards a terminal's output and exit as `{kind: "output", data}` / `{kind: "exit", code}`.
+fn subscribe_terminal(conn: &Arc<Connection>, terminal: u64) -> Result<u64, RpcError> {
+    let events = conn
+        .server
+        .terminals
+        .listen(terminal)
+        .ok_or_else(|| RpcError::new(rpc::INVALID_PARAMS, format!("no terminal {terminal}")))?;
+    let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
+    let out = conn.out.clone();
+    tokio::task::spawn_blocking(move || {
+        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => {
+                    let end = matches!(event, crate::terminal_service::TermEvent::Exit { .. });
+                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": "terminal", "terminal": terminal, "event": event } });
+                    if out.send(note.to_string()).is_err() || end {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
+    Ok(id)
 }

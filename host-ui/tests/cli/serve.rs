@@ -7,6 +7,7 @@ use crate::{code, extensions, text, Cli};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
@@ -245,5 +246,58 @@ async fn the_workspace_through_pit_workspace_and_its_changes_pushed() {
             assert_eq!(event["params"]["topic"], "workspace.files");
             break;
         }
+    }
+}
+
+/// Terminal output arriving on a subscription until it contains `want`.
+async fn terminal_until(ws: &mut Socket, want: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(want) {
+        let event = next(ws).await;
+        if event["params"]["topic"] == "terminal" {
+            seen.push_str(event["params"]["event"]["data"].as_str().unwrap_or_default());
+            if event["params"]["event"]["kind"] == "exit" {
+                seen.push_str("\u{0}exit");
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminals_run_a_real_shell_resize_exit_and_close_with_their_client() {
+    let cli = Cli::new();
+    let served = serve(&cli, &[]);
+    let mut a = connect(&served).await;
+    let term = |op: &'static str, payload: Value| json!({"target": "pit/terminal", "op": op, "payload": payload});
+
+    let opened = call(&mut a, 1, "invoke", term("open", json!({"cols": 100, "rows": 40}))).await;
+    let id = opened["result"]["terminal"].as_u64().unwrap_or_else(|| panic!("{opened}"));
+    let sub = call(&mut a, 2, "subscribe", json!({"topic": "terminal", "terminal": id})).await;
+    assert!(sub["result"].is_u64(), "{sub}");
+    call(&mut a, 3, "invoke", term("write", json!({"terminal": id, "data": "echo sum-$((40+2)); stty size\n"}))).await;
+    let out = terminal_until(&mut a, "40 100").await;
+    assert!(out.contains("sum-42"), "{out}");
+    call(&mut a, 4, "invoke", term("resize", json!({"terminal": id, "cols": 120, "rows": 30}))).await;
+    call(&mut a, 5, "invoke", term("write", json!({"terminal": id, "data": "stty size\n"}))).await;
+    terminal_until(&mut a, "30 120").await;
+    // A shell that exits ends cleanly: an exit event, then the terminal is gone.
+    call(&mut a, 6, "invoke", term("write", json!({"terminal": id, "data": "exit 3\n"}))).await;
+    terminal_until(&mut a, "\u{0}exit").await;
+    let gone = call(&mut a, 7, "invoke", term("write", json!({"terminal": id, "data": "x"}))).await;
+    assert_eq!(gone["error"]["data"]["code"], "not-found", "{gone}");
+
+    // A client that drops takes its terminals with it.
+    let mut b = connect(&served).await;
+    let opened = call(&mut b, 1, "invoke", term("open", json!({}))).await;
+    let pid = opened["result"]["pid"].as_u64().expect("a pid");
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    drop(b);
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}/status")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().contains("State:\tZ")
+    {
+        assert!(std::time::Instant::now() < give_up, "the shell of a dropped client still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
