@@ -120,6 +120,65 @@ async fn main() {
     report("round trip, invoke caret/tally counts, p50", percentile(&mut call, 0.5), "bare WebSocket echo, same client", floor);
     report("round trip, invoke caret/tally counts, p99", percentile(&mut call, 0.99), "jsonrpsee over HTTP (published)", Duration::from_nanos(57_500));
     println!();
+
+    // Terminal throughput: `cat` of a 32 MiB text file in a PTY shell, until the last byte
+    // reaches this client as JSON-RPC notifications; the peer is the same `cat` through a bare
+    // PTY (util-linux `script`), with no JSON and no WebSocket.
+    println!("== terminal (pit/terminal, real PTY) ==");
+    let big = ws_dir.join("big.txt");
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-symphony-terminal-bench\n";
+    let size = 32usize << 20;
+    std::fs::write(&big, line.repeat(size / line.len())).unwrap();
+    let bytes = std::fs::metadata(&big).unwrap().len();
+    let open = r#"{"jsonrpc":"2.0","id":1,"method":"invoke","params":{"target":"pit/terminal","op":"open","payload":{"cols":200,"rows":50}}}"#;
+    ws.send(Message::Text(open.into())).await.unwrap();
+    let terminal = loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if let Some(id) = v["result"]["terminal"].as_u64() {
+                break id;
+            }
+        }
+    };
+    let sub = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"subscribe","params":{{"topic":"terminal","terminal":{terminal}}}}}"#);
+    ws.send(Message::Text(sub.into())).await.unwrap();
+    let write = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"invoke","params":{{"target":"pit/terminal","op":"write","payload":{{"terminal":{terminal},"data":"cat big.txt; echo DONE-$((6*7))\n"}}}}}}"#
+    );
+    let t0 = Instant::now();
+    ws.send(Message::Text(write.into())).await.unwrap();
+    let mut received = 0usize;
+    loop {
+        let Some(Ok(Message::Text(t))) = ws.next().await else { continue };
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        if let Some(data) = v["params"]["event"]["data"].as_str() {
+            received += data.len();
+            if data.contains("DONE-42") {
+                break;
+            }
+        }
+    }
+    let through = t0.elapsed();
+    let t1 = Instant::now();
+    let status = Command::new("script")
+        .args(["-qc", &format!("cat {}", big.display()), "/dev/null"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("util-linux `script` (the bare-PTY peer)");
+    assert!(status.success());
+    let local = t1.elapsed();
+    let mbps = |d: Duration| bytes as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    println!(
+        "{:<52} {:>7.1} MB/s   {:<36} {:>7.0} MB/s   ratio {:>6.3}x   ({} MiB received in {:.2} s)",
+        "cat of a 32 MiB file reaching the client",
+        mbps(through),
+        "the same cat through a bare PTY",
+        mbps(local),
+        mbps(through) / mbps(local),
+        received >> 20,
+        through.as_secs_f64()
+    );
+    println!();
     let _ = child.kill();
     let _ = child.wait();
 }
