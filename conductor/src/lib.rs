@@ -2,6 +2,7 @@
 //! validated into a DAG and run through the kernel's one proxy, with every run checkpointed.
 
 pub mod melody;
+pub mod python;
 pub mod runner;
 
 pub use melody::{InstalledTargets, Melody, MelodyError, MelodyNode, TargetCheck};

@@ -121,6 +121,9 @@ pub enum Command {
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
+    /// The Conductor: Python reaching the proxy as its own principal.
+    #[command(subcommand)]
+    Conductor(ConductorCommand),
     /// Show the effective configuration.
     Config,
 }
@@ -185,6 +188,17 @@ pub enum CaretCommand {
     /// Revoke capabilities.
     Revoke {
         id: String,
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConductorCommand {
+    /// Run a Python program with `import symphony` (invoke, targets); prints its `result`.
+    Exec { file: PathBuf },
+    /// Grant the Conductor capabilities (it has no manifest: grant only what it needs).
+    Grant {
         #[arg(required = true)]
         capabilities: Vec<String>,
     },
@@ -282,6 +296,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(args) => crate::dev::run(&global, home, args),
         Command::Serve(args) => crate::serve::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
+        Command::Conductor(c) => {
+            let kernel = open_kernel(&global, home, None)?;
+            match c {
+                ConductorCommand::Exec { file } => {
+                    let source = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                    let result = symphony_conductor::python::run(&kernel, &source, &file.display().to_string());
+                    kernel.audit_log().flush();
+                    match result {
+                        Ok(value) => {
+                            println!("{}", serde_json::to_string_pretty(&value)?);
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            let denied = matches!(&e, symphony_conductor::python::PythonError::Raised { kind, message, .. }
+                                if kind == "CallError" && message.starts_with("denied"));
+                            Ok(ExitCode::from(if denied { exit::DENIED } else { exit::FAILURE }))
+                        }
+                    }
+                }
+                ConductorCommand::Grant { capabilities } => {
+                    let caps = parse_caps(&capabilities)?;
+                    let records = kernel.grant_conductor(&caps, &who())?;
+                    let held: Vec<String> = records.iter().map(|r| r.capability.to_string()).collect();
+                    output::message(&format!("the conductor holds: {}", held.join(", ")), global.json)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Command::Trust(t) => {
             let kernel = open_kernel(&global, home, None)?;
             let store = kernel.trust();

@@ -290,3 +290,22 @@ fn packages_install_only_from_trusted_keys() {
     std::fs::write(&path, b"garbage").unwrap();
     assert_eq!(code(&cli.run(&["caret", "install", path.to_str().unwrap()])), 5);
 }
+
+#[test]
+fn conductor_exec_runs_python_through_the_proxy_with_its_own_grants() {
+    let cli = Cli::new();
+    let out = cli.run(&["caret", "install", extensions().join("tally").to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let program = cli.root.path().join("count.py");
+    std::fs::write(&program, "import symphony\nresult = symphony.invoke('caret/tally', 'tick', {'name': 'py'})\n").unwrap();
+    let out = cli.run(&["conductor", "exec", program.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("needs `caret.call:tally/tick`") && err.contains("count.py\", line 2"), "{err}");
+    let out = cli.run(&["conductor", "grant", "caret.call:tally/tick"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = cli.run(&["conductor", "exec", program.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer["n"].as_u64(), answer["name_n"].as_u64()), (Some(1), Some(1)));
+}

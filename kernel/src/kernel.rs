@@ -139,6 +139,9 @@ pub struct Kernel {
     inner: Arc<KernelInner>,
 }
 
+/// The grants-file key of the Conductor's grants.
+const CONDUCTOR_PRINCIPAL: &str = "@conductor";
+
 /// A handle that does not keep the kernel alive: for services the kernel itself holds, which
 /// would otherwise keep it from ever being dropped.
 #[derive(Clone, Debug)]
@@ -276,6 +279,13 @@ impl Kernel {
         &self.inner.audit
     }
 
+    /// The names of the registered Pit services (`pit/<name>`), sorted.
+    pub fn services(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.services.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// A handle that does not keep this kernel alive.
     pub fn downgrade(&self) -> WeakKernel {
         WeakKernel(Arc::downgrade(&self.inner))
@@ -407,6 +417,12 @@ impl Kernel {
         let records = self.inner.registry.grant(id, caps, by)?;
         self.refresh_grants(id)?;
         Ok(records)
+    }
+
+    /// Grants capabilities to the Conductor (Python reaching the proxy); it has no manifest to
+    /// narrow, so grant it only what a melody's Python needs.
+    pub fn grant_conductor(&self, caps: &[Capability], by: &str) -> Result<Vec<GrantRecord>, KernelError> {
+        self.inner.registry.grant_principal(CONDUCTOR_PRINCIPAL, caps, by)
     }
 
     /// Revokes capabilities; calls that start afterwards run without them.
@@ -573,7 +589,7 @@ fn principal_grants(inner: &KernelInner, principal: &Principal) -> Result<Option
     let id = match principal {
         Principal::User => return Ok(None),
         Principal::Caret(id) => id.as_str(),
-        Principal::Conductor => "@conductor",
+        Principal::Conductor => CONDUCTOR_PRINCIPAL,
     };
     if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
         return Ok(Some(c.grants()));

@@ -464,9 +464,20 @@ impl Registry {
                 });
             }
         }
+        self.add_grants(id, caps, by)
+    }
+
+    /// Grants capabilities to a principal that is not a caret (the Conductor, `@conductor`):
+    /// it has no manifest, so a person's grant is all there is.
+    pub fn grant_principal(&self, principal: &str, caps: &[Capability], by: &str) -> Result<Vec<GrantRecord>, KernelError> {
+        self.add_grants(principal, caps, by)
+    }
+
+    /// Records grants (those already held are kept as they were); returns all the principal holds.
+    fn add_grants(&self, principal: &str, caps: &[Capability], by: &str) -> Result<Vec<GrantRecord>, KernelError> {
         let _guard = self.grants_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut all = self.read_grants()?;
-        let list = all.entry(id.to_owned()).or_default();
+        let list = all.entry(principal.to_owned()).or_default();
         for cap in caps {
             if !list.iter().any(|g| &g.capability == cap) {
                 list.push(GrantRecord { capability: cap.clone(), granted_at: now_rfc3339(), by: by.to_owned() });

@@ -63,6 +63,25 @@ fn ensure_wasm_targets() -> Result<()> {
     Ok(())
 }
 
+/// The Conductor embeds CPython (PyO3), which links against libpython: make sure the shared
+/// library is there, installing Debian's `python3-dev` when it is missing and we can.
+fn ensure_python_dev() -> Result<()> {
+    let probe = "import sysconfig, os; d = sysconfig.get_config_var('LIBDIR') or ''; l = sysconfig.get_config_var('LDLIBRARY') or ''; print(os.path.exists(os.path.join(d, l)) and l.endswith('.so'))";
+    let has = |python: &str| {
+        Command::new(python).args(["-c", probe]).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "True")
+    };
+    if has("python3") {
+        return Ok(());
+    }
+    eprintln!("libpython (a shared library) is missing; installing python3-dev");
+    run(Command::new("apt-get").args(["install", "-y", "-q", "python3-dev"]))
+        .context("installing python3-dev (the Conductor embeds CPython); install it yourself and retry")?;
+    if !has("python3") {
+        bail!("python3 on PATH has no shared libpython; set PYO3_PYTHON to a Python built with --enable-shared (e.g. /usr/bin/python3)");
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct PackageManifest {
     package: Package,
@@ -161,12 +180,14 @@ fn build_carets(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn test(root: &Path) -> Result<()> {
+    ensure_python_dev()?;
     build_carets(root)?;
     run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]))?;
     Ok(())
 }
 
 fn start(root: &Path, args: &[String]) -> Result<()> {
+    ensure_python_dev()?;
     build_carets(root)?;
     let workspace = root.join("host-ui").join("example-workspace");
     let mut cmd = Command::new(env!("CARGO"));
