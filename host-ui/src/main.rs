@@ -11,6 +11,7 @@ mod melody;
 mod output;
 mod rpc;
 mod serve;
+mod settings_service;
 mod terminal_service;
 mod workspace_service;
 

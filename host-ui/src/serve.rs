@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use crate::settings_service::SettingsService;
 use crate::terminal_service::{TerminalProxy, TerminalService};
 use symphony_kernel::Kernel;
 use tokio::sync::mpsc;
@@ -43,6 +44,7 @@ pub struct ServeArgs {
 struct Server {
     kernel: Kernel,
     terminals: Arc<TerminalService>,
+    settings: Arc<SettingsService>,
     token: String,
     max_message: usize,
     rate: u32,
@@ -50,7 +52,9 @@ struct Server {
 }
 
 pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> {
+    let settings = Arc::new(SettingsService::open(&home).map_err(anyhow::Error::msg).context("the settings file")?);
     let kernel = open_kernel(global, home, None)?;
+    kernel.register_service(Arc::clone(&settings) as Arc<dyn symphony_kernel::Service>);
     let token = match args.token {
         Some(t) if t.len() >= 16 => t,
         Some(_) => anyhow::bail!("--token must be at least 16 characters"),
@@ -61,7 +65,7 @@ pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> 
     let terminals = Arc::new(TerminalService::new(kernel.workspace().to_path_buf()));
     kernel.register_service(Arc::new(TerminalProxy(Arc::clone(&terminals))));
     let server =
-        Arc::new(Server { kernel, terminals, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
+        Arc::new(Server { kernel, terminals, settings, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
     let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(server, args.port))?;
@@ -266,27 +270,16 @@ fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
     let out = conn.out.clone();
+    if topic == "settings" {
+        let changes = conn.server.settings.listen();
+        forward(id, "settings", stop, out, changes);
+        return id;
+    }
     if topic == "workspace.files" {
         watch_files(conn.server.kernel.workspace().to_path_buf(), id, stop, out);
         return id;
     }
-    let events = conn.server.kernel.subscribe();
-    let topic = topic.to_owned();
-    // The kernel's events arrive on a std channel: a blocking thread forwards them.
-    tokio::task::spawn_blocking(move || {
-        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
-            match events.recv_timeout(Duration::from_millis(200)) {
-                Ok(event) => {
-                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": topic, "event": event } });
-                    if out.send(note.to_string()).is_err() {
-                        break;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-    });
+    forward(id, "caret.events", stop, out, conn.server.kernel.subscribe());
     id
 }
 
@@ -353,4 +346,28 @@ fn subscribe_terminal(conn: &Arc<Connection>, terminal: u64) -> Result<u64, RpcE
         }
     });
     Ok(id)
+}
+
+/// Forwards values from a std channel as `{topic, event}` notifications until stopped.
+fn forward<T: serde::Serialize + Send + 'static>(
+    id: u64,
+    topic: &'static str,
+    stop: Arc<AtomicBool>,
+    out: mpsc::UnboundedSender<String>,
+    events: std::sync::mpsc::Receiver<T>,
+) {
+    tokio::task::spawn_blocking(move || {
+        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => {
+                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": topic, "event": event } });
+                    if out.send(note.to_string()).is_err() {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
 }

@@ -301,3 +301,39 @@ async fn terminals_run_a_real_shell_resize_exit_and_close_with_their_client() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_validated_persisted_and_pushed_live() {
+    let cli = Cli::new();
+    let settings = |op: &'static str, payload: Value| json!({"target": "pit/settings", "op": op, "payload": payload});
+    {
+        let served = serve(&cli, &[]);
+        let mut a = connect(&served).await;
+        let mut other_window = connect(&served).await;
+        let sub = call(&mut other_window, 1, "subscribe", json!({"topic": "settings"})).await;
+        assert!(sub["result"].is_u64(), "{sub}");
+        let defaults = call(&mut a, 1, "invoke", settings("get", json!(null))).await;
+        assert_eq!(defaults["result"]["font_size"], 14, "{defaults}");
+
+        // A bad value: refused with the field named, nothing changed, nothing written.
+        let refused = call(&mut a, 2, "invoke", settings("set", json!({"font_size": 16, "tab_size": 99}))).await;
+        assert_eq!(refused["error"]["code"], -32602, "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().contains("settings.tab_size: expected a whole number from 1 to 16"), "{refused}");
+        assert!(!cli.root.path().join("home/settings.json").exists());
+        let still = call(&mut a, 3, "invoke", settings("get", json!(null))).await;
+        assert_eq!(still["result"]["font_size"], 14, "a refused set half-applied: {still}");
+
+        // A good one: saved, and every other window hears it.
+        let set = call(&mut a, 4, "invoke", settings("set", json!({"theme": "light", "font_size": 16, "word_wrap": true}))).await;
+        assert_eq!(set["result"]["theme"], "light", "{set}");
+        let pushed = next(&mut other_window).await;
+        assert_eq!((pushed["params"]["topic"].as_str(), pushed["params"]["event"]["font_size"].as_u64()), (Some("settings"), Some(16)), "{pushed}");
+        let schema = call(&mut a, 5, "invoke", settings("schema", json!(null))).await;
+        assert_eq!(schema["result"]["properties"]["keymap"]["enum"], json!(["default", "vim", "emacs"]));
+    }
+    // Restarted: still applied.
+    let served = serve(&cli, &[]);
+    let mut a = connect(&served).await;
+    let after = call(&mut a, 1, "invoke", settings("get", json!(null))).await;
+    assert_eq!((after["result"]["theme"].as_str(), after["result"]["font_size"].as_u64(), after["result"]["word_wrap"].as_bool()), (Some("light"), Some(16), Some(true)));
+}
