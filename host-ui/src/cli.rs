@@ -87,7 +87,7 @@ pub enum Command {
     },
     /// What each caret can reach (from its binary), may do (declared and granted) and did
     /// (the audit log), with findings. Give a caret id, a `.caret`, a caret directory or a
-    /// `.wasm` component; nothing audits every installed caret.
+    /// `.wasm` component; without one, every installed caret.
     Audit {
         /// A caret id, or a path to a `.caret`, a caret directory or a `.wasm` file.
         subject: Option<String>,
