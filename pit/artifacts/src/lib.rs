@@ -1,0 +1,12 @@
+//! The Pit's artifact store — first layer: content-addressed blobs. A blob is cut into
+//! content-defined chunks (FastCDC), so near-identical versions share most of their bytes;
+//! each chunk is stored once, zstd-compressed, named by the BLAKE3 of its bytes, and checked
+//! against that name on every read. A blob is a *recipe* (its chunks, in order) named by the
+//! BLAKE3 of the whole content. Every file is written to a temporary name, fsynced and renamed,
+//! so nothing half-written is ever visible.
+//!
+//! Named artifacts, versions, lineage, search, tiers and the proxy service build on this.
+
+mod blobs;
+
+pub use blobs::{BlobId, BlobStore, PutReport, StoreError};
