@@ -5,8 +5,12 @@
 //! BLAKE3 of the whole content. Every file is written to a temporary name, fsynced and renamed,
 //! so nothing half-written is ever visible.
 //!
-//! Named artifacts, versions, lineage, search, tiers and the proxy service build on this.
+//! Second layer: named artifacts with versions (each pointing at a blob and its parent),
+//! metadata and lineage, in append-only per-name histories; one writing process at a time.
+//! Search, quality scores, tiers and the proxy service build on these.
 
 mod blobs;
+mod names;
 
 pub use blobs::{BlobId, BlobStore, PutReport, StoreError};
+pub use names::{ArtifactError, ArtifactStore, Meta, Version};

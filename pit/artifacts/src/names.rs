@@ -1,0 +1,199 @@
+//! Named artifacts with versions, git-like: each version of a name points at a blob and at its
+//! parent version, with metadata and lineage. A name's history is an append-only JSON-lines
+//! file (`names/<name>.jsonl`), one `write` + fsync per version; a torn last line (a crash
+//! mid-append) is skipped on read and reported, never fatal. One process writes a store at a
+//! time: opening it for writing takes an exclusive lock and a second writer is refused.
+
+use crate::blobs::{BlobId, BlobStore, StoreError};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Where an artifact came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// e.g. `code`, `text`, `report`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub mime: String,
+    /// The caret (or `user`, `conductor`) that produced it.
+    #[serde(default)]
+    pub author: String,
+    /// The melody run and node that produced it, e.g. `run-1a2b/summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_by: Option<String>,
+    /// Artifacts it was derived from, as `name@version`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived_from: Vec<String>,
+}
+
+/// One version of a named artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub name: String,
+    /// 1, 2, 3 … per name.
+    pub version: u64,
+    pub blob: BlobId,
+    pub len: u64,
+    pub parent: Option<u64>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub meta: Meta,
+}
+
+/// Errors of the named layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("`{0}` is not an artifact name: use letters, digits, `-`, `_`, `.` and `/` (no `..`), up to 200")]
+    BadName(String),
+    #[error("no artifact `{0}`")]
+    NotFound(String),
+    #[error("{name} has no version {version} (latest: {latest})")]
+    NoVersion { name: String, version: u64, latest: u64 },
+    #[error("the store at {path} is open for writing by another process (pid in {path}/lock); close it first")]
+    Locked { path: PathBuf },
+}
+
+/// Named, versioned artifacts over a blob store.
+#[derive(Debug)]
+pub struct ArtifactStore {
+    blobs: BlobStore,
+    root: PathBuf,
+    /// Held for the store's life: the exclusive write lock.
+    _lock: std::fs::File,
+    appending: Mutex<()>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('/')
+        && !name.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl ArtifactStore {
+    /// Opens (creating) a store for writing; refused while another process has it open.
+    pub fn open(root: impl Into<PathBuf>, level: i32) -> Result<Self, ArtifactError> {
+        let root = root.into();
+        let blobs = BlobStore::open(&root, level)?;
+        let lock_path = root.join("lock");
+        let io = |e: std::io::Error| ArtifactError::Store(StoreError::Io { path: lock_path.clone(), source: e });
+        let mut lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(ArtifactError::Locked { path: root }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        lock.set_len(0).and_then(|()| write!(lock, "{}", std::process::id())).map_err(io)?;
+        std::fs::create_dir_all(root.join("names")).map_err(|e| ArtifactError::Store(StoreError::Io { path: root.join("names"), source: e }))?;
+        Ok(Self { blobs, root, _lock: lock, appending: Mutex::new(()) })
+    }
+
+    fn history_path(&self, name: &str) -> PathBuf {
+        self.root.join("names").join(format!("{}.jsonl", name.replace('/', "%2F")))
+    }
+
+    /// Every version of `name`, oldest first, and how many torn lines were skipped.
+    pub fn log(&self, name: &str) -> Result<(Vec<Version>, usize), ArtifactError> {
+        if !valid_name(name) {
+            return Err(ArtifactError::BadName(name.to_owned()));
+        }
+        let path = self.history_path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ArtifactError::NotFound(name.to_owned())),
+            Err(e) => return Err(StoreError::Io { path, source: e }.into()),
+        };
+        let (mut versions, mut torn) = (Vec::new(), 0);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Version>(line) {
+                Ok(v) => versions.push(v),
+                Err(_) => torn += 1,
+            }
+        }
+        Ok((versions, torn))
+    }
+
+    /// Stores `bytes` as the next version of `name`, its parent the current latest.
+    pub fn put(&self, name: &str, bytes: &[u8], meta: Meta) -> Result<Version, ArtifactError> {
+        if !valid_name(name) {
+            return Err(ArtifactError::BadName(name.to_owned()));
+        }
+        let stored = self.blobs.put(bytes)?;
+        let _one_writer = self.appending.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = match self.log(name) {
+            Ok((versions, _)) => versions.last().map(|v| v.version),
+            Err(ArtifactError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let version = Version {
+            name: name.to_owned(),
+            version: latest.map_or(1, |l| l + 1),
+            blob: stored.id,
+            len: stored.len,
+            parent: latest,
+            created_at: now_rfc3339(),
+            meta,
+        };
+        let path = self.history_path(name);
+        let mut line: Vec<u8> = serde_json::to_vec(&version).map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+        line.push(b'\n');
+        let mut append = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+            // After a torn line (a crash mid-append) start a fresh line, or this one is lost too.
+            let len = f.metadata()?.len();
+            if len > 0 {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut last = [0u8; 1];
+                f.seek(SeekFrom::Start(len - 1))?;
+                f.read_exact(&mut last)?;
+                if last[0] != b'\n' {
+                    line.insert(0, b'\n');
+                }
+            }
+            f.write_all(&line)?;
+            f.sync_all()
+        };
+        append().map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
+        Ok(version)
+    }
+
+    /// A version by `name` (latest), `name@N`, or the bytes' BLAKE3.
+    pub fn resolve(&self, spec: &str) -> Result<Version, ArtifactError> {
+        let (name, wanted) = match spec.rsplit_once('@') {
+            Some((n, v)) => (n, Some(v.parse::<u64>().map_err(|_| ArtifactError::BadName(spec.to_owned()))?)),
+            None => (spec, None),
+        };
+        let (versions, _) = self.log(name)?;
+        let latest = versions.last().map_or(0, |v| v.version);
+        match wanted {
+            None => versions.last().cloned().ok_or_else(|| ArtifactError::NotFound(name.to_owned())),
+            Some(n) => versions.into_iter().find(|v| v.version == n).ok_or(ArtifactError::NoVersion { name: name.to_owned(), version: n, latest }),
+        }
+    }
+
+    /// The bytes of `name`, `name@N`, or a blob id (64 hex digits).
+    pub fn get(&self, spec: &str) -> Result<Vec<u8>, ArtifactError> {
+        if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(self.blobs.get(&BlobId(spec.to_owned()))?);
+        }
+        let version = self.resolve(spec)?;
+        Ok(self.blobs.get(&version.blob)?)
+    }
+
+    /// The underlying blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+}
