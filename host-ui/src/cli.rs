@@ -121,6 +121,9 @@ pub enum Command {
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
+    /// The artifact store (through `pit/artifacts`): put, get, log, verify.
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
     /// The Conductor: Python reaching the proxy as its own principal.
     #[command(subcommand)]
     Conductor(ConductorCommand),
@@ -194,6 +197,25 @@ pub enum CaretCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ArtifactsCommand {
+    /// Store FILE (text) as the next version of NAME.
+    Put {
+        name: String,
+        file: PathBuf,
+        #[arg(long, default_value = "")]
+        kind: String,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Print an artifact: NAME (latest), NAME@N, or a blob hash.
+    Get { spec: String },
+    /// The versions of NAME.
+    Log { name: String },
+    /// Check every stored chunk against its hash.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ConductorCommand {
     /// Run a Python program with `import symphony` (invoke, targets); prints its `result`.
     Exec { file: PathBuf },
@@ -241,6 +263,7 @@ pub fn default_home() -> PathBuf {
 pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -> Result<Kernel> {
     let config = load_config(global, &home)?;
     init_logging(&config);
+    let artifacts = crate::artifacts_service::ArtifactsService::new(&home);
     let workspace = match workspace.or_else(|| global.workspace.clone()) {
         Some(w) => w,
         None => std::env::current_dir().context("current directory")?,
@@ -248,6 +271,7 @@ pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -
     let kernel = Kernel::open(KernelOptions { home, workspace, config }).context("opening the kernel")?;
     kernel.register_service(Arc::new(AuditService::new(&kernel)));
     kernel.register_service(Arc::new(crate::carets_service::CaretsService::new(&kernel)));
+    kernel.register_service(Arc::new(artifacts));
     match crate::workspace_service::WorkspaceService::new(kernel.workspace()) {
         Ok(files) => kernel.register_service(Arc::new(files)),
         Err(e) => tracing::warn!(workspace = %kernel.workspace().display(), error = %e, "pit/workspace is unavailable"),
@@ -296,6 +320,47 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(args) => crate::dev::run(&global, home, args),
         Command::Serve(args) => crate::serve::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
+        Command::Artifacts(a) => {
+            let kernel = open_kernel(&global, home, None)?;
+            let (op, payload) = match &a {
+                ArtifactsCommand::Put { name, file, kind, tags } => {
+                    let text = std::fs::read_to_string(file).with_context(|| format!("reading {} (text artifacts only for now)", file.display()))?;
+                    ("put", serde_json::json!({ "name": name, "text": text, "meta": { "kind": kind, "tags": tags } }))
+                }
+                ArtifactsCommand::Get { spec } => ("get", serde_json::json!({ "spec": spec })),
+                ArtifactsCommand::Log { name } => ("log", serde_json::json!({ "name": name })),
+                ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
+            };
+            let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
+                Ok(a) => a,
+                Err(e) => {
+                    output::call_error(&e, global.json)?;
+                    return Ok(ExitCode::from(exit::for_call(&e)));
+                }
+            };
+            let value: serde_json::Value = serde_json::from_str(&answer).context("pit/artifacts answered non-JSON")?;
+            match (&a, global.json) {
+                (_, true) => println!("{}", serde_json::to_string_pretty(&value)?),
+                (ArtifactsCommand::Get { .. }, false) => print!("{}", value["text"].as_str().unwrap_or_default()),
+                (ArtifactsCommand::Put { .. }, false) => println!("stored {}@{} (blob {}, {} bytes)", value["name"].as_str().unwrap_or_default(), value["version"], value["blob"].as_str().unwrap_or_default(), value["len"]),
+                (ArtifactsCommand::Log { .. }, false) => {
+                    for v in value["versions"].as_array().into_iter().flatten() {
+                        println!("{}@{}  {}  {} bytes  by {}  parent {}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default(), v["parent"]);
+                    }
+                }
+                (ArtifactsCommand::Verify, false) => {
+                    for p in value["problems"].as_array().into_iter().flatten() {
+                        println!("CORRUPT {}", p.as_str().unwrap_or_default());
+                    }
+                    if value["ok"] == true {
+                        println!("every chunk matches its hash");
+                    } else {
+                        return Ok(ExitCode::from(exit::INVALID));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Conductor(c) => {
             let kernel = open_kernel(&global, home, None)?;
             match c {

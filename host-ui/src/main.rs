@@ -1,6 +1,7 @@
 //! `symphony`: the command-line face of the kernel — install, grant, call and audit carets,
 //! run WASI commands, and start the interactive demo on the embedded default.
 
+mod artifacts_service;
 mod audit_view;
 mod carets_service;
 mod cli;
