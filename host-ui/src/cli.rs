@@ -69,7 +69,8 @@ pub enum Command {
         stream: bool,
     },
     /// Run a plain `wasi:cli/command` component with only the capabilities given.
-    RunCommand {
+    #[command(name = "run-command")]
+    RunTool {
         /// The component file.
         file: PathBuf,
         /// A capability for this run, e.g. `fs.read:workspace` (repeatable).
@@ -450,7 +451,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::RunCommand { file, grants, time, memory, args } => {
+        Command::RunTool { file, grants, time, memory, args } => {
             let kernel = open_kernel(&global, home, None)?;
             let grants = parse_caps(&grants)?;
             let limits = Limits {

@@ -124,10 +124,10 @@ impl AuditLog {
         let Ok(mut line) = serde_json::to_vec(record) else { return };
         line.push(b'\n');
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = guard.as_mut() {
-            if let Err(e) = file.write_all(&line) {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot write audit log");
-            }
+        if let Some(file) = guard.as_mut()
+            && let Err(e) = file.write_all(&line)
+        {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot write audit log");
         }
     }
 

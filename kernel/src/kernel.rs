@@ -139,6 +139,9 @@ pub struct Kernel {
     inner: Arc<KernelInner>,
 }
 
+/// One caret's load: what it cost, or which caret failed and why.
+pub type LoadOutcome = Result<LoadReport, (String, KernelError)>;
+
 /// The grants-file key of the Conductor's grants.
 const CONDUCTOR_PRINCIPAL: &str = "@conductor";
 
@@ -495,7 +498,7 @@ impl Kernel {
     }
 
     /// Loads every installed caret; returns what each load cost or why it failed.
-    pub fn load_all(&self) -> Result<Vec<Result<LoadReport, (String, KernelError)>>, KernelError> {
+    pub fn load_all(&self) -> Result<Vec<LoadOutcome>, KernelError> {
         Ok(self
             .inner
             .registry
