@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -263,105 +263,100 @@ async fn answer(conn: &Arc<Connection>, req: Request) -> Option<Value> {
     id.map(|id| rpc::response(id, result))
 }
 
-/// Starts forwarding a topic's events to this connection as `{method: "event", params:
-/// {subscription, event}}` notifications, until unsubscribed or disconnected.
-fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
+/// A new subscription of this connection: its id, its stop flag, and the outgoing queue.
+type Subscription = (u64, Arc<AtomicBool>, mpsc::UnboundedSender<String>);
+
+fn new_subscription(conn: &Arc<Connection>) -> Subscription {
     let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
-    let out = conn.out.clone();
-    if topic == "settings" {
-        let changes = conn.server.settings.listen();
-        forward(id, "settings", stop, out, changes);
-        return id;
+    (id, stop, conn.out.clone())
+}
+
+/// Starts forwarding a topic's events to this connection as `{method: "event", params:
+/// {subscription, topic, event}}` notifications, until unsubscribed or disconnected.
+fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
+    let sub = new_subscription(conn);
+    let id = sub.0;
+    match topic {
+        "settings" => forward(sub, "settings", Map::new(), conn.server.settings.listen(), (), as_event),
+        "workspace.files" => watch_files(sub, conn.server.kernel.workspace().to_path_buf()),
+        _ => forward(sub, "caret.events", Map::new(), conn.server.kernel.subscribe(), (), as_event),
     }
-    if topic == "workspace.files" {
-        watch_files(conn.server.kernel.workspace().to_path_buf(), id, stop, out);
-        return id;
-    }
-    forward(id, "caret.events", stop, out, conn.server.kernel.subscribe());
     id
+}
+
+/// Any serialisable event, none of them the last.
+fn as_event<T: serde::Serialize>(event: T) -> Option<(Value, bool)> {
+    serde_json::to_value(event).ok().map(|v| (v, false))
 }
 
 /// Forwards changes under the workspace as `{paths: [...]}` events (paths relative to it,
 /// debounced 50 ms) until the subscription stops.
-fn watch_files(root: PathBuf, id: u64, stop: Arc<AtomicBool>, out: mpsc::UnboundedSender<String>) {
+fn watch_files(sub: Subscription, root: PathBuf) {
     use notify_debouncer_mini::notify::RecursiveMode;
-    tokio::task::spawn_blocking(move || {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let Ok(mut debouncer) = notify_debouncer_mini::new_debouncer(Duration::from_millis(50), tx) else { return };
-        if debouncer.watcher().watch(&root, RecursiveMode::Recursive).is_err() {
-            return;
-        }
-        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(Ok(events)) => {
-                    let mut paths: Vec<String> = events
-                        .iter()
-                        .filter_map(|e| e.path.strip_prefix(&root).ok())
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .filter(|p| !p.is_empty())
-                        .collect();
-                    paths.sort();
-                    paths.dedup();
-                    if paths.is_empty() {
-                        continue;
-                    }
-                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": "workspace.files", "event": { "paths": paths } } });
-                    if out.send(note.to_string()).is_err() {
-                        break;
-                    }
-                }
-                Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let Ok(mut debouncer) = notify_debouncer_mini::new_debouncer(Duration::from_millis(50), tx) else { return };
+    if debouncer.watcher().watch(&root, RecursiveMode::Recursive).is_err() {
+        return;
+    }
+    forward(sub, "workspace.files", Map::new(), rx, debouncer, move |batch: notify_debouncer_mini::DebounceEventResult| {
+        let mut paths: Vec<String> = batch
+            .ok()?
+            .iter()
+            .filter_map(|e| e.path.strip_prefix(&root).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        (!paths.is_empty()).then(|| (json!({ "paths": paths }), false))
     });
 }
 
-/// Forwards a terminal's output and exit as `{kind: "output", data}` / `{kind: "exit", code}`.
+/// Forwards a terminal's output and exit as `{kind: "output", data}` / `{kind: "exit", code}`;
+/// the exit is the last event.
 fn subscribe_terminal(conn: &Arc<Connection>, terminal: u64) -> Result<u64, RpcError> {
     let events = conn
         .server
         .terminals
         .listen(terminal)
         .ok_or_else(|| RpcError::new(rpc::INVALID_PARAMS, format!("no terminal {terminal}")))?;
-    let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
-    let stop = Arc::new(AtomicBool::new(false));
-    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
-    let out = conn.out.clone();
-    tokio::task::spawn_blocking(move || {
-        while !stop.load(Ordering::SeqCst) && !out.is_closed() {
-            match events.recv_timeout(Duration::from_millis(200)) {
-                Ok(event) => {
-                    let end = matches!(event, crate::terminal_service::TermEvent::Exit { .. });
-                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": "terminal", "terminal": terminal, "event": event } });
-                    if out.send(note.to_string()).is_err() || end {
-                        break;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
+    let sub = new_subscription(conn);
+    let id = sub.0;
+    let mut extra = Map::new();
+    extra.insert("terminal".to_owned(), json!(terminal));
+    forward(sub, "terminal", extra, events, (), |event: crate::terminal_service::TermEvent| {
+        let last = matches!(event, crate::terminal_service::TermEvent::Exit { .. });
+        serde_json::to_value(event).ok().map(|v| (v, last))
     });
     Ok(id)
 }
 
-/// Forwards values from a std channel as `{topic, event}` notifications until stopped.
-fn forward<T: serde::Serialize + Send + 'static>(
-    id: u64,
+/// Forwards what arrives on a std channel as notifications `{subscription, topic, ..extra,
+/// event}` until the subscription stops, the client goes, or `describe` marks an event the
+/// last; `describe` may also skip one (`None`). `keep` lives as long as the forwarding (e.g.
+/// the file watcher feeding the channel).
+fn forward<T: Send + 'static>(
+    (id, stop, out): Subscription,
     topic: &'static str,
-    stop: Arc<AtomicBool>,
-    out: mpsc::UnboundedSender<String>,
+    extra: Map<String, Value>,
     events: std::sync::mpsc::Receiver<T>,
+    keep: impl Send + 'static,
+    mut describe: impl FnMut(T) -> Option<(Value, bool)> + Send + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
+        let _keep = keep;
         while !stop.load(Ordering::SeqCst) && !out.is_closed() {
             match events.recv_timeout(Duration::from_millis(200)) {
                 Ok(event) => {
-                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": { "subscription": id, "topic": topic, "event": event } });
-                    if out.send(note.to_string()).is_err() {
+                    let Some((event, last)) = describe(event) else { continue };
+                    let mut params = extra.clone();
+                    params.insert("subscription".to_owned(), json!(id));
+                    params.insert("topic".to_owned(), json!(topic));
+                    params.insert("event".to_owned(), event);
+                    let note = json!({ "jsonrpc": "2.0", "method": "event", "params": params });
+                    if out.send(note.to_string()).is_err() || last {
                         break;
                     }
                 }

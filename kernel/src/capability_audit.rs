@@ -342,23 +342,17 @@ pub struct Evidence {
 }
 
 /// Gathers the evidence for an installed caret. `trusted` answers whether a key is trusted.
+/// `component` is the installed bytes, or why they could not be read.
 pub fn installed_evidence(
     installed: &InstalledCaret,
-    component: &[u8],
+    component: Result<&[u8], String>,
     grants: Vec<GrantRecord>,
     usage: &UsageIndex,
     trusted: &dyn Fn(&str) -> bool,
 ) -> Evidence {
-    let info = inspect::inspect(component).map_err(|e| e.to_string());
-    let provenance = ProvenanceReport {
-        hash: Some(installed.hash.clone()),
-        size: installed.size,
-        signed: installed.provenance.is_some(),
-        signer: installed.provenance.as_ref().map(|p| p.signer.clone()),
-        key: installed.provenance.as_ref().map(|p| p.key.clone()),
-        trusted: installed.provenance.as_ref().map(|p| trusted(&p.key)),
-        api: api_of(&info),
-    };
+    let info = component.and_then(|bytes| inspect::inspect(bytes).map_err(|e| e.to_string()));
+    let signed_by = installed.provenance.as_ref().map(|p| (p.key.as_str(), p.signer.as_str()));
+    let provenance = ProvenanceReport::of(installed.hash.clone(), installed.size, signed_by, trusted, &info);
     Evidence {
         manifest: Some(installed.manifest.clone()),
         component: Some(info),
@@ -392,15 +386,8 @@ pub fn package_evidence(path: &Path, trusted: &dyn Fn(&str) -> bool) -> Result<E
         Err(e) => return Ok(malformed(e.to_string())),
     };
     let info = inspect::inspect(&component).map_err(|e| e.to_string());
-    let provenance = ProvenanceReport {
-        hash: Some(registry::content_hash(&component)),
-        size: component.len() as u64,
-        signed: signed_by.is_some(),
-        signer: signed_by.as_ref().map(|(_, s)| s.clone()),
-        key: signed_by.as_ref().map(|(k, _)| k.clone()),
-        trusted: signed_by.as_ref().map(|(k, _)| trusted(k)),
-        api: api_of(&info),
-    };
+    let signed_by = signed_by.as_ref().map(|(k, s)| (k.as_str(), s.as_str()));
+    let provenance = ProvenanceReport::of(registry::content_hash(&component), component.len() as u64, signed_by, trusted, &info);
     Ok(Evidence { manifest: Some(manifest), component: Some(info), provenance, bad_signature: bad, ..Evidence::default() })
 }
 
@@ -413,13 +400,23 @@ pub fn directory_evidence(manifest: Manifest, component: &[u8]) -> Evidence {
 /// Gathers the evidence for a bare component (no manifest, no signature).
 pub fn component_evidence(bytes: &[u8]) -> Evidence {
     let info = inspect::inspect(bytes).map_err(|e| e.to_string());
-    let provenance = ProvenanceReport {
-        hash: Some(registry::content_hash(bytes)),
-        size: bytes.len() as u64,
-        api: api_of(&info),
-        ..ProvenanceReport::default()
-    };
+    let provenance = ProvenanceReport::of(registry::content_hash(bytes), bytes.len() as u64, None, &|_| false, &info);
     Evidence { component: Some(info), provenance, ..Evidence::default() }
+}
+
+impl ProvenanceReport {
+    /// The provenance of bytes with this hash and size, signed by `(key, signer)` if at all.
+    fn of(hash: String, size: u64, signed_by: Option<(&str, &str)>, trusted: &dyn Fn(&str) -> bool, info: &Result<ComponentInfo, String>) -> Self {
+        Self {
+            hash: Some(hash),
+            size,
+            signed: signed_by.is_some(),
+            signer: signed_by.map(|(_, s)| s.to_owned()),
+            key: signed_by.map(|(k, _)| k.to_owned()),
+            trusted: signed_by.map(|(k, _)| trusted(k)),
+            api: api_of(info),
+        }
+    }
 }
 
 fn api_of(info: &Result<ComponentInfo, String>) -> Option<String> {
@@ -604,14 +601,9 @@ pub(crate) fn report(
         let mut out = Vec::with_capacity(installed.len());
         for caret in installed {
             let path = caret.component_path(registry.layout());
-            let evidence = match std::fs::read(&path) {
-                Ok(bytes) => installed_evidence(caret, &bytes, registry.grant_records(&caret.manifest.id)?, &usage, &trusted),
-                Err(e) => {
-                    let mut ev = installed_evidence(caret, &[], registry.grant_records(&caret.manifest.id)?, &usage, &trusted);
-                    ev.component = Some(Err(format!("{}: {e}", path.display())));
-                    ev
-                }
-            };
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+            let grants = registry.grant_records(&caret.manifest.id)?;
+            let evidence = installed_evidence(caret, bytes.as_deref().map_err(Clone::clone), grants, &usage, &trusted);
             out.push(audit(SubjectKind::Installed, &caret.manifest.id, None, evidence));
         }
         Ok((out, bad.len()))

@@ -329,13 +329,9 @@ impl LoadedCaret {
         Ok(())
     }
 
-    /// Lets calls in (`open`) or sends them back to the map (`retire`).
+    /// Lets calls in: a new version once its state is restored, or (after a failed swap) the
+    /// old version `retire_and_save` had closed.
     pub fn open(&self) {
-        self.set_gate(OPEN);
-    }
-
-    /// Undoes `retire_and_save` after a failed swap: the old version serves again.
-    pub fn reopen(&self) {
         self.set_gate(OPEN);
     }
 

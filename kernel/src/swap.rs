@@ -134,7 +134,7 @@ pub(crate) fn swap_installed(inner: &Arc<KernelInner>, id: &str, force: bool) ->
     inner.carets.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), Arc::clone(&new));
     let restore_old = |new: &crate::caret::LoadedCaret| {
         inner.carets.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), Arc::clone(&old));
-        old.reopen();
+        old.open();
         new.discard();
     };
     let state = match old.retire_and_save(old.manifest.limits.time + Duration::from_secs(1)) {
