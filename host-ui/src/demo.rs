@@ -1,5 +1,6 @@
 //! `symphony start`: the embedded default — the example workspace with the shipped carets
-//! installed and granted — and an interactive prompt to try the kernel.
+//! installed and granted — served to the IDE's UI (server mode, the URL with its token is
+//! printed), or with `--prompt` an interactive prompt to try the kernel.
 
 use crate::cli::{open_kernel, Global};
 use crate::output;
@@ -15,9 +16,14 @@ pub struct StartArgs {
     /// Directory whose subdirectories with a `Symphony.toml` are the shipped carets.
     #[arg(long, env = "SYMPHONY_CARETS")]
     pub carets: Option<PathBuf>,
-    /// Do not open the interactive prompt; set up, report and exit.
+    /// Set up, report and exit (no server, no prompt).
+    #[arg(long, conflicts_with = "prompt")]
+    pub setup_only: bool,
+    /// An interactive prompt instead of the server.
     #[arg(long)]
-    pub no_prompt: bool,
+    pub prompt: bool,
+    #[command(flatten)]
+    pub serve: crate::serve::ServeArgs,
 }
 
 /// Finds the shipped carets: `--carets`, else `extensions/` next to the current directory.
@@ -87,10 +93,13 @@ pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode
     }
     println!();
     println!("Symphony is running: home {}, workspace {}", home.display(), kernel.workspace().display());
-    println!("Try: call text-tools todos   ·   call ngram-complete complete {{\"prefix\":\"fn \"}}   ·   call aurora @render {{\"panel\":\"todos\"}}");
-    if args.no_prompt {
+    if args.setup_only {
         return Ok(ExitCode::SUCCESS);
     }
+    if !args.prompt {
+        return crate::serve::run_with(kernel, &home, args.serve);
+    }
+    println!("Try: call text-tools todos   ·   call ngram-complete complete {{\"prefix\":\"fn \"}}   ·   call aurora @render {{\"panel\":\"todos\"}}");
     println!("{HELP}");
     // `symphony dev` and installs from other terminals are swapped in while this runs.
     let _follow = kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);

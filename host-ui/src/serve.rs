@@ -2,6 +2,8 @@
 //! desktop shell and any spec-conforming client. A token printed at start is required
 //! (`?token=` or `Authorization: Bearer`); messages are size- and rate-bounded; each
 //! connection's subscriptions end with it. Every method goes through the kernel's one proxy.
+//! The web UI (`host-ui/web`, built by Vite) is served from the same origin; it is public
+//! (static files) — everything it shows comes through the token-guarded `/rpc`.
 
 use crate::cli::{open_kernel, Global};
 use crate::rpc::{self, Incoming, Request, RpcError};
@@ -39,6 +41,10 @@ pub struct ServeArgs {
     /// Messages per second a connection may send (bursts up to twice that).
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
+    /// The built web UI to serve (default: `web/` beside the binary, else the source tree's
+    /// `host-ui/web/dist`).
+    #[arg(long, env = "SYMPHONY_WEB")]
+    pub web: Option<PathBuf>,
 }
 
 struct Server {
@@ -52,8 +58,13 @@ struct Server {
 }
 
 pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> {
-    let settings = Arc::new(SettingsService::open(&home).map_err(anyhow::Error::msg).context("the settings file")?);
-    let kernel = open_kernel(global, home, None)?;
+    let kernel = open_kernel(global, home.clone(), None)?;
+    run_with(kernel, &home, args)
+}
+
+/// Serves an opened kernel (e.g. one `symphony start` has provisioned) until Ctrl-C.
+pub fn run_with(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Result<ExitCode> {
+    let settings = Arc::new(SettingsService::open(home).map_err(anyhow::Error::msg).context("the settings file")?);
     kernel.register_service(Arc::clone(&settings) as Arc<dyn symphony_kernel::Service>);
     let token = match args.token {
         Some(t) if t.len() >= 16 => t,
@@ -64,12 +75,26 @@ pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> 
         .context("--max-message")?;
     let terminals = Arc::new(TerminalService::new(kernel.workspace().to_path_buf()));
     kernel.register_service(Arc::new(TerminalProxy(Arc::clone(&terminals))));
+    let web = args.web.clone().or_else(default_web).filter(|d| d.join("index.html").is_file());
+    if let Some(dir) = &args.web
+        && web.is_none()
+    {
+        anyhow::bail!("--web {}: no index.html there (build the UI with `npm run build` in host-ui/web)", dir.display());
+    }
     let server =
         Arc::new(Server { kernel, terminals, settings, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
     let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(server, args.port))?;
+    runtime.block_on(serve(server, args.port, web))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the built UI usually is: `web/` beside the binary (an installed copy), else the
+/// source tree's build output (a development checkout).
+fn default_web() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.parent()?.join("web");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web").join("dist");
+    [beside, source].into_iter().find(|d| d.join("index.html").is_file())
 }
 
 fn fresh_token() -> Result<String> {
@@ -78,18 +103,22 @@ fn fresh_token() -> Result<String> {
     Ok(symphony_kernel::package::hex(&bytes))
 }
 
-async fn serve(server: Arc<Server>, port: u16) -> Result<()> {
+async fn serve(server: Arc<Server>, port: u16, web: Option<PathBuf>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
-    println!("Symphony is serving on http://{addr}/?token={}", server.token);
+    match &web {
+        Some(dir) => println!("Symphony is serving on http://{addr}/?token={}  (UI from {})", server.token, dir.display()),
+        None => println!("Symphony is serving on http://{addr}/?token={}  (no web UI built: `npm run build` in host-ui/web)", server.token),
+    }
     println!("JSON-RPC 2.0 over WebSocket: ws://{addr}/rpc?token={}", server.token);
-    let app = Router::new()
-        .route("/rpc", get(upgrade))
-        .route("/health", get(|| async { "ok" }))
-        .fallback(|| async {
-            (StatusCode::NOT_FOUND, "Symphony server: JSON-RPC is at /rpc. The web UI is not part of this build yet.")
-        })
-        .with_state(server);
+    let app = Router::new().route("/rpc", get(upgrade)).route("/health", get(|| async { "ok" }));
+    let app = match web {
+        Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir).precompressed_gzip()),
+        None => app.fallback(|| async {
+            (StatusCode::NOT_FOUND, "Symphony server: JSON-RPC is at /rpc; the web UI is not built (`npm run build` in host-ui/web).")
+        }),
+    };
+    let app = app.with_state(server);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

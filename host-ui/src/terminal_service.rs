@@ -2,6 +2,8 @@
 //! {cols, rows}` → `{terminal, pid}`, `write {terminal, data}`, `resize {terminal, cols,
 //! rows}`, `close {terminal}`. Output and the exit status reach `symphony serve` clients
 //! through `subscribe {topic: "terminal", terminal}`; a client's terminals close with it.
+//! A subscriber first gets the output so far (the last `BACKLOG` bytes), so a shell's first
+//! prompt, written before anyone listened, is not lost.
 
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
 use serde::Deserialize;
@@ -21,11 +23,38 @@ pub enum TermEvent {
     Exit { code: Option<u32> },
 }
 
+/// How much recent output a new subscriber is sent first.
+const BACKLOG: usize = 64 << 10;
+
+/// A terminal's listeners and recent output, under one lock so a new listener sees every byte
+/// exactly once: the backlog, then what follows.
+#[derive(Default)]
+struct Audience {
+    listeners: Vec<mpsc::Sender<TermEvent>>,
+    backlog: String,
+}
+
+impl Audience {
+    fn send(&mut self, event: &TermEvent) {
+        if let TermEvent::Output { data } = event {
+            self.backlog.push_str(data);
+            if self.backlog.len() > BACKLOG {
+                let mut cut = self.backlog.len() - BACKLOG;
+                while !self.backlog.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.backlog.drain(..cut);
+            }
+        }
+        self.listeners.retain(|l| l.send(event.clone()).is_ok());
+    }
+}
+
 struct Terminal {
     master: Box<dyn MasterPty + Send>,
     writer: Box<dyn Write + Send>,
     killer: Box<dyn portable_pty::ChildKiller + Send + Sync>,
-    listeners: Arc<Mutex<Vec<mpsc::Sender<TermEvent>>>>,
+    audience: Arc<Mutex<Audience>>,
 }
 
 pub struct TerminalService {
@@ -118,10 +147,10 @@ impl TerminalService {
         let mut reader = pair.master.try_clone_reader().map_err(|e| failed("reading the PTY", e))?;
         let writer = pair.master.take_writer().map_err(|e| failed("writing the PTY", e))?;
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let listeners: Arc<Mutex<Vec<mpsc::Sender<TermEvent>>>> = Arc::default();
+        let audience: Arc<Mutex<Audience>> = Arc::default();
         let send = {
-            let listeners = Arc::clone(&listeners);
-            move |event: TermEvent| listeners.lock().unwrap_or_else(|p| p.into_inner()).retain(|l| l.send(event.clone()).is_ok())
+            let audience = Arc::clone(&audience);
+            move |event: TermEvent| audience.lock().unwrap_or_else(|p| p.into_inner()).send(&event)
         };
         let service = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -147,7 +176,7 @@ impl TerminalService {
                 }
             })
             .map_err(|e| failed("starting the reader", e))?;
-        let term = Terminal { master: pair.master, writer, killer, listeners };
+        let term = Terminal { master: pair.master, writer, killer, audience };
         self.terminals.lock().unwrap_or_else(|p| p.into_inner()).insert(id, term);
         Ok(json!({ "terminal": id, "pid": pid, "shell": shell }))
     }
@@ -158,11 +187,16 @@ impl TerminalService {
         f(term)
     }
 
-    /// Events of terminal `id` from now on; `None` when there is no such terminal.
+    /// Events of terminal `id`: its recent output, then everything from now on; `None` when
+    /// there is no such terminal.
     pub fn listen(&self, id: u64) -> Option<mpsc::Receiver<TermEvent>> {
         let (tx, rx) = mpsc::channel();
         self.with(id, |t| {
-            t.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+            let mut audience = t.audience.lock().unwrap_or_else(|p| p.into_inner());
+            if !audience.backlog.is_empty() {
+                let _ = tx.send(TermEvent::Output { data: audience.backlog.clone() });
+            }
+            audience.listeners.push(tx);
             Ok(())
         })
         .ok()?;
@@ -219,7 +253,18 @@ impl Service for TerminalProxy {
 
 #[cfg(test)]
 mod tests {
-    use super::take_text;
+    use super::{take_text, Audience, TermEvent, BACKLOG};
+
+    #[test]
+    fn the_backlog_keeps_the_latest_output_on_character_boundaries() {
+        let mut audience = Audience::default();
+        for _ in 0..BACKLOG {
+            audience.send(&TermEvent::Output { data: "é".to_owned() });
+        }
+        audience.send(&TermEvent::Output { data: "end".to_owned() });
+        assert!(audience.backlog.len() <= BACKLOG);
+        assert!(audience.backlog.ends_with("éend"));
+    }
 
     #[test]
     fn a_character_split_across_reads_is_kept_whole() {

@@ -206,7 +206,7 @@ fn configuration_errors_name_the_key_and_logs_can_be_json() {
 fn start_installs_the_shipped_carets_and_answers_the_prompt() {
     let cli = Cli::new();
     let script = b"list\ncall text-tools todos\ncall ngram-complete complete {\"prefix\":\"TODO:\",\"max_tokens\":2}\naudit denied\nquit\n";
-    let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap()], script, &[]);
+    let out = cli.run_with(&["start", "--prompt", "--carets", extensions().to_str().unwrap()], script, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for expected in ["installed aurora", "installed ngram-complete", "installed tally", "installed text-tools", "granted text-tools: fs.read:workspace", "loaded aurora", "TODO: ship it"] {
@@ -214,7 +214,7 @@ fn start_installs_the_shipped_carets_and_answers_the_prompt() {
     }
     assert!(!stdout.contains("hostile"), "test carets are not shipped:\n{stdout}");
     // Second start: nothing to install again, everything loads from the compiled cache.
-    let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap(), "--no-prompt"], b"", &[]);
+    let out = cli.run_with(&["start", "--carets", extensions().to_str().unwrap(), "--setup-only"], b"", &[]);
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("installed"), "{stdout}");
     assert_eq!(stdout.matches("(Hit)").count(), 4, "{stdout}");

@@ -1,5 +1,6 @@
-//! `cargo xtask`: builds the carets for wasm32-wasip2, runs every test, starts the demo, runs
-//! the benchmarks. Each step installs what it needs (the wasm target) itself.
+//! `cargo xtask`: builds the carets for wasm32-wasip2 and the web UI, runs every test, starts
+//! the IDE, runs the benchmarks. Each step installs what it needs itself: the wasm targets,
+//! libpython, the UI's npm packages, Debian's Chromium for the browser tests.
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -13,8 +14,9 @@ const PREVIEW1_TARGET: &str = "wasm32-wasip1";
 const USAGE: &str = "\
 usage: cargo xtask <task>
   carets        build every caret in extensions/ for wasm32-wasip2 into <caret>/build/
-  test          build the carets, then run every test
-  start [args]  build the carets and start Symphony on the example workspace
+  web           install the web UI's packages and build it into host-ui/web/dist
+  test          build the carets and the UI, then run every test (Rust, Vitest, Chromium)
+  start [args]  build everything and start the IDE on the example workspace
   bench         build in release and run the benchmarks (results: BENCHMARKS.md)";
 
 fn main() -> Result<()> {
@@ -24,6 +26,7 @@ fn main() -> Result<()> {
     let root = repo_root()?;
     match task.as_str() {
         "carets" => build_carets(&root).map(|_| ()),
+        "web" => build_web(&root),
         "test" => test(&root),
         "start" => start(&root, &rest),
         "bench" => bench(&root, &rest),
@@ -179,20 +182,89 @@ fn build_carets(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(built)
 }
 
+fn web_dir(root: &Path) -> PathBuf {
+    root.join("host-ui").join("web")
+}
+
+fn npm() -> Command {
+    let mut cmd = Command::new("npm");
+    // npm's update check and funding notes only add noise (and network calls) to builds.
+    cmd.env("npm_config_update_notifier", "false").env("npm_config_fund", "false").env("npm_config_audit", "false");
+    cmd
+}
+
+/// Installs the UI's packages (exactly the lock file's, `npm ci`) when they are missing or the
+/// lock file changed since, then type-checks and builds it into `host-ui/web/dist`.
+fn build_web(root: &Path) -> Result<()> {
+    let web = web_dir(root);
+    if Command::new("npm").arg("--version").output().is_err() {
+        bail!("npm is missing: install Node.js 20 or newer (Debian: apt-get install nodejs npm) and retry");
+    }
+    let installed = web.join("node_modules").join(".package-lock.json");
+    let stale = match (std::fs::metadata(&installed).and_then(|m| m.modified()), std::fs::metadata(web.join("package-lock.json")).and_then(|m| m.modified())) {
+        (Ok(have), Ok(want)) => want > have,
+        _ => true,
+    };
+    if stale {
+        run(npm().current_dir(&web).args(["ci", "--no-progress"]))?;
+    }
+    run(npm().current_dir(&web).args(["run", "--silent", "build"]))
+}
+
+/// Debian's Chromium for the end-to-end tests (the tests drive it with playwright-core; no
+/// browser is downloaded).
+fn ensure_chromium() -> Result<PathBuf> {
+    let chromium = PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
+    if !chromium.is_file() {
+        eprintln!("{} is missing; installing Debian's chromium", chromium.display());
+        run(Command::new("apt-get").args(["install", "-y", "-q", "chromium"]))
+            .context("installing chromium for the browser tests; install it yourself (or set CHROMIUM) and retry")?;
+    }
+    Ok(chromium)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
 fn test(root: &Path) -> Result<()> {
     ensure_python_dev()?;
     build_carets(root)?;
-    run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]))?;
+    build_web(root)?;
+    let chromium = ensure_chromium()?;
+    // Every step runs even when an earlier one fails; the run fails if any did.
+    let mut failed = Vec::new();
+    if let Err(e) = run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"])) {
+        failed.push(format!("cargo test: {e:#}"));
+    }
+    if let Err(e) = run(npm().current_dir(web_dir(root)).args(["run", "--silent", "test"])) {
+        failed.push(format!("vitest: {e:#}"));
+    }
+    // The browser tests drive the `symphony` binary `cargo test` just built.
+    let symphony = target_dir(root).join("debug").join("symphony");
+    let e2e = run(Command::new("node")
+        .current_dir(web_dir(root))
+        .arg("e2e/run.mjs")
+        .env("SYMPHONY_BIN", &symphony)
+        .env("SYMPHONY_CARETS", root.join("extensions"))
+        .env("CHROMIUM", &chromium));
+    if let Err(e) = e2e {
+        failed.push(format!("browser tests: {e:#}"));
+    }
+    if !failed.is_empty() {
+        bail!("failed:\n  {}", failed.join("\n  "));
+    }
     Ok(())
 }
 
 fn start(root: &Path, args: &[String]) -> Result<()> {
     ensure_python_dev()?;
     build_carets(root)?;
+    build_web(root)?;
     let workspace = root.join("host-ui").join("example-workspace");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(root).args(["run", "--quiet", "-p", "symphony", "--", "--workspace"]).arg(&workspace);
-    cmd.args(["start", "--carets"]).arg(root.join("extensions")).args(args);
+    cmd.args(["start", "--carets"]).arg(root.join("extensions")).arg("--web").arg(web_dir(root).join("dist")).args(args);
     run(&mut cmd)
 }
 
@@ -212,6 +284,17 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(root).args(["bench", "-q", "-p", package, "--bench", bench, "--"]).args(args);
         run(&mut cmd)?;
+    }
+    if args.is_empty() || args.iter().any(|a| a == "web") {
+        // The web UI in Chromium against the release server.
+        build_web(root)?;
+        let chromium = ensure_chromium()?;
+        run(Command::new("node")
+            .current_dir(web_dir(root))
+            .args(["e2e/run.mjs", "--bench"])
+            .env("SYMPHONY_BIN", target_dir(root).join("release").join("symphony"))
+            .env("SYMPHONY_CARETS", root.join("extensions"))
+            .env("CHROMIUM", &chromium))?;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ impl Running {
             .arg(cli.root.path().join("home"))
             .arg("--workspace")
             .arg(cli.root.path().join("ws"))
-            .args(["start", "--carets"])
+            .args(["start", "--prompt", "--carets"])
             .arg(crate::extensions())
             .env_remove("SYMPHONY_HOME")
             .stdin(Stdio::piped())

@@ -337,3 +337,72 @@ async fn settings_are_validated_persisted_and_pushed_live() {
     let after = call(&mut a, 1, "invoke", settings("get", json!(null))).await;
     assert_eq!((after["result"]["theme"].as_str(), after["result"]["font_size"].as_u64(), after["result"]["word_wrap"].as_bool()), (Some("light"), Some(16), Some(true)));
 }
+
+/// A plain HTTP/1.1 GET on the server's port: (status, content type, body).
+async fn http_get(served: &Served, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = served.url.trim_start_matches("ws://").split('/').next().unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_is_served_from_the_same_origin_and_only_rpc_needs_the_token() {
+    let cli = Cli::new();
+    let web = cli.root.path().join("web");
+    std::fs::create_dir_all(web.join("assets")).unwrap();
+    std::fs::write(web.join("index.html"), "<!doctype html><title>Symphony</title>").unwrap();
+    std::fs::write(web.join("assets/app.js"), "console.log('ui')").unwrap();
+    std::fs::write(cli.root.path().join("secret.txt"), "not for the browser").unwrap();
+    let served = serve(&cli, &["--web", web.to_str().unwrap()]);
+
+    let (status, kind, body) = http_get(&served, "/").await;
+    assert_eq!((status, body.as_str()), (200, "<!doctype html><title>Symphony</title>"));
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let (status, kind, _) = http_get(&served, "/assets/app.js").await;
+    assert_eq!(status, 200);
+    assert!(kind.contains("javascript"), "{kind}");
+    for outside in ["/../secret.txt", "/%2e%2e/secret.txt", "/assets/../../secret.txt"] {
+        let (status, _, body) = http_get(&served, outside).await;
+        assert!(!body.contains("not for the browser"), "{outside} leaked a file outside the UI ({status})");
+    }
+    assert_eq!(http_get(&served, "/missing.js").await.0, 404);
+    // The page is public; what it shows comes through /rpc, which still wants the token.
+    match tokio_tungstenite::connect_async(served.url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a WebSocket without the token was not refused: {other:?}"),
+    }
+
+    // A --web directory without a built UI is refused with what to do.
+    let out = cli.run(&["serve", "--port", "0", "--web", cli.root.path().to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("no index.html"), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_output_before_the_first_subscriber_is_not_lost() {
+    let cli = Cli::new();
+    let served = serve(&cli, &[]);
+    let mut ws = connect(&served).await;
+    let term = |op: &'static str, payload: Value| json!({"target": "pit/terminal", "op": op, "payload": payload});
+    let opened = call(&mut ws, 1, "invoke", term("open", json!({}))).await;
+    let id = opened["result"]["terminal"].as_u64().unwrap_or_else(|| panic!("{opened}"));
+    call(&mut ws, 2, "invoke", term("write", json!({"terminal": id, "data": "echo early-$((1+1))\n"}))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call(&mut ws, 3, "subscribe", json!({"topic": "terminal", "terminal": id})).await;
+    let out = terminal_until(&mut ws, "early-2").await;
+    // Once: the backlog, then only new output.
+    call(&mut ws, 4, "invoke", term("write", json!({"terminal": id, "data": "echo late-$((2+2))\n"}))).await;
+    let later = terminal_until(&mut ws, "late-4").await;
+    assert!(!later.contains("early-2"), "the backlog came twice: {out} / {later}");
+}
