@@ -27,9 +27,9 @@ pub struct StartArgs {
 }
 
 /// Finds the shipped carets: `--carets`, else `extensions/` next to the current directory.
-fn carets_dir(args: &StartArgs) -> Result<PathBuf> {
-    if let Some(d) = &args.carets {
-        return Ok(d.clone());
+fn carets_dir(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
     }
     let guess = std::env::current_dir()?.join("extensions");
     if guess.is_dir() {
@@ -81,8 +81,10 @@ commands:
   audit [denied]                    the latest audit records
   help, quit";
 
-pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode> {
-    let dir = carets_dir(&args)?;
+/// The embedded default, ready to serve: the kernel opened, the shipped carets installed,
+/// granted and loaded (what `start` and the desktop shell both begin with).
+pub fn prepare(global: &Global, home: PathBuf, carets: Option<&Path>) -> Result<Kernel> {
+    let dir = carets_dir(carets)?;
     let kernel = open_kernel(global, home.clone(), None)?;
     provision(&kernel, &dir)?;
     for report in kernel.load_all()? {
@@ -93,6 +95,11 @@ pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode
     }
     println!();
     println!("Symphony is running: home {}, workspace {}", home.display(), kernel.workspace().display());
+    Ok(kernel)
+}
+
+pub fn start(global: &Global, home: PathBuf, args: StartArgs) -> Result<ExitCode> {
+    let kernel = prepare(global, home.clone(), args.carets.as_deref())?;
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,6 +13,22 @@ pub const NOT_FOUND: u8 = 4;
 pub const INVALID: u8 = 5;
 /// The caret trapped, timed out or ran out of memory.
 pub const CARET_FAILED: u8 = 6;
+/// Stdout was closed by its reader (`symphony … | head`): what a shell reports for SIGPIPE.
+pub const BROKEN_PIPE: i32 = 141;
+
+/// Ends the process quietly when stdout's reader has gone, as Unix tools do, instead of the
+/// panic `println!` raises. Signals are left alone: the kernel writes to pipes and sockets
+/// whose other end may go, and must get an error there, not die.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).or_else(|| info.payload().downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
 
 pub fn for_call(e: &CallError) -> u8 {
     match e.code {

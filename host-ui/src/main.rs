@@ -1,25 +1,12 @@
 //! `symphony`: the command-line face of the kernel — install, grant, call and audit carets,
-//! run WASI commands, and start the interactive demo on the embedded default.
-
-mod artifacts_service;
-mod audit_view;
-mod carets_service;
-mod cli;
-mod demo;
-mod dev;
-mod exit;
-mod melody;
-mod output;
-mod rpc;
-mod serve;
-mod settings_service;
-mod terminal_service;
-mod workspace_service;
+//! run WASI commands, serve the IDE (`start`, `serve`), and the developer loop (`dev`).
 
 use clap::Parser;
 use std::process::ExitCode;
+use symphony::{cli, exit};
 
 fn main() -> ExitCode {
+    exit::quiet_on_closed_stdout();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,

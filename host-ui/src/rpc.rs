@@ -22,7 +22,7 @@ pub const CALL_FAILED: i64 = -32000;
 pub const RATE_LIMITED: i64 = -32001;
 
 /// Topics a client can subscribe to.
-pub const TOPICS: &[&str] = &["caret.events", "workspace.files", "terminal", "settings"];
+pub const TOPICS: &[&str] = &["caret.events", "workspace.files", "terminal", "settings", "melody.progress"];
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use crate::melodies_service::MelodiesService;
 use crate::settings_service::SettingsService;
 use crate::terminal_service::{TerminalProxy, TerminalService};
 use symphony_kernel::Kernel;
@@ -51,6 +52,7 @@ struct Server {
     kernel: Kernel,
     terminals: Arc<TerminalService>,
     settings: Arc<SettingsService>,
+    melodies: Arc<MelodiesService>,
     token: String,
     max_message: usize,
     rate: u32,
@@ -64,6 +66,85 @@ pub fn run(global: &Global, home: PathBuf, args: ServeArgs) -> Result<ExitCode> 
 
 /// Serves an opened kernel (e.g. one `symphony start` has provisioned) until Ctrl-C.
 pub fn run_with(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Result<ExitCode> {
+    let port = args.port;
+    let (server, web) = prepare(kernel, home, args)?;
+    let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = bind(port).await?;
+        let addr = listener.local_addr()?;
+        match &web {
+            Some(dir) => println!("Symphony is serving on http://{addr}/?token={}  (UI from {})", server.token, dir.display()),
+            None => println!("Symphony is serving on http://{addr}/?token={}  (no web UI built: `npm run build` in host-ui/web)", server.token),
+        }
+        println!("JSON-RPC 2.0 over WebSocket: ws://{addr}/rpc?token={}", server.token);
+        serve(server, listener, web, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A server running on threads of its own (the desktop shell keeps the kernel in-process this
+/// way). Dropping it stops accepting connections; it does not wait for open ones.
+pub struct Background {
+    /// `http://127.0.0.1:PORT/?token=…` — what a browser or webview opens.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts serving in the background; returns once the port is bound.
+pub fn spawn(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Result<Background> {
+    let port = args.port;
+    let (server, web) = prepare(kernel, home, args)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound, url) = std::sync::mpsc::channel::<Result<String>>();
+    std::thread::Builder::new()
+        .name("symphony-serve".to_owned())
+        .spawn(move || {
+            let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = bound.send(Err(anyhow::Error::new(e).context("starting the runtime")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match bind(port).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let _ = bound.send(Ok(format!("http://{addr}/?token={}", server.token)));
+                if let Err(e) = serve(server, listener, web, async {
+                    let _ = stopped.await;
+                })
+                .await
+                {
+                    tracing::error!(error = %e, "the server stopped");
+                }
+            });
+        })
+        .context("starting the server thread")?;
+    let url = url.recv().context("the server thread ended before binding")??;
+    Ok(Background { url, stop: Some(stop) })
+}
+
+/// Registers server mode's own services (settings, terminals) and checks the options.
+fn prepare(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Result<(Arc<Server>, Option<PathBuf>)> {
     let settings = Arc::new(SettingsService::open(home).map_err(anyhow::Error::msg).context("the settings file")?);
     kernel.register_service(Arc::clone(&settings) as Arc<dyn symphony_kernel::Service>);
     let token = match args.token {
@@ -75,6 +156,8 @@ pub fn run_with(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Resu
         .context("--max-message")?;
     let terminals = Arc::new(TerminalService::new(kernel.workspace().to_path_buf()));
     kernel.register_service(Arc::new(TerminalProxy(Arc::clone(&terminals))));
+    let melodies = Arc::new(MelodiesService::new(&kernel, home));
+    kernel.register_service(Arc::clone(&melodies) as Arc<dyn symphony_kernel::Service>);
     let web = args.web.clone().or_else(default_web).filter(|d| d.join("index.html").is_file());
     if let Some(dir) = &args.web
         && web.is_none()
@@ -82,11 +165,12 @@ pub fn run_with(kernel: Kernel, home: &std::path::Path, args: ServeArgs) -> Resu
         anyhow::bail!("--web {}: no index.html there (build the UI with `npm run build` in host-ui/web)", dir.display());
     }
     let server =
-        Arc::new(Server { kernel, terminals, settings, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
-    let _follow = server.kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(server, args.port, web))?;
-    Ok(ExitCode::SUCCESS)
+        Arc::new(Server { kernel, terminals, settings, melodies, token, max_message, rate: args.rate.max(1), next_subscription: AtomicU64::new(1) });
+    Ok((server, web))
+}
+
+async fn bind(port: u16) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))
 }
 
 /// Where the built UI usually is: `web/` beside the binary (an installed copy), else the
@@ -103,14 +187,12 @@ fn fresh_token() -> Result<String> {
     Ok(symphony_kernel::package::hex(&bytes))
 }
 
-async fn serve(server: Arc<Server>, port: u16, web: Option<PathBuf>) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
-    let addr = listener.local_addr()?;
-    match &web {
-        Some(dir) => println!("Symphony is serving on http://{addr}/?token={}  (UI from {})", server.token, dir.display()),
-        None => println!("Symphony is serving on http://{addr}/?token={}  (no web UI built: `npm run build` in host-ui/web)", server.token),
-    }
-    println!("JSON-RPC 2.0 over WebSocket: ws://{addr}/rpc?token={}", server.token);
+async fn serve(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    web: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let app = Router::new().route("/rpc", get(upgrade)).route("/health", get(|| async { "ok" }));
     let app = match web {
         Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir).precompressed_gzip()),
@@ -119,12 +201,7 @@ async fn serve(server: Arc<Server>, port: u16, web: Option<PathBuf>) -> Result<(
         }),
     };
     let app = app.with_state(server);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")
 }
 
 #[derive(serde::Deserialize)]
@@ -310,6 +387,7 @@ fn subscribe(conn: &Arc<Connection>, topic: &str) -> u64 {
     match topic {
         "settings" => forward(sub, "settings", Map::new(), conn.server.settings.listen(), (), as_event),
         "workspace.files" => watch_files(sub, conn.server.kernel.workspace().to_path_buf()),
+        "melody.progress" => forward(sub, "melody.progress", Map::new(), conn.server.melodies.listen(), (), |e: Value| Some((e, false))),
         _ => forward(sub, "caret.events", Map::new(), conn.server.kernel.subscribe(), (), as_event),
     }
     id

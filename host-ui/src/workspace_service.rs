@@ -65,7 +65,7 @@ fn invalid(message: impl Into<String>) -> CallError {
 }
 
 /// A workspace-relative path with no way out: no root, no `..`.
-fn relative(path: &str) -> Result<PathBuf, CallError> {
+pub(crate) fn relative(path: &str) -> Result<PathBuf, CallError> {
     let p = Path::new(path);
     let mut out = PathBuf::new();
     for c in p.components() {

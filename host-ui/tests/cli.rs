@@ -340,3 +340,22 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     assert_eq!(code(&out), 5);
     assert!(text(&out.stdout).contains("CORRUPT chunk"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `symphony … | head -c 10`: the reader goes early; no panic message, the shell's SIGPIPE status.
+    let cli = Cli::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_symphony"))
+        .arg("--home")
+        .arg(cli.root.path().join("home"))
+        .args(["config"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -66,6 +66,33 @@ fn ensure_wasm_targets() -> Result<()> {
     Ok(())
 }
 
+/// Installs Debian packages; when the package lists are stale (a dependency's version is no
+/// longer listed) it refreshes them once and tries again.
+fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+    let install = || run(Command::new("apt-get").args(["install", "-y", "-q"]).args(packages));
+    if install().is_ok() {
+        return Ok(());
+    }
+    eprintln!("apt-get install failed; refreshing the package lists and retrying");
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    install().with_context(|| format!("installing {} ({why}); install them yourself and retry", packages.join(" ")))
+}
+
+/// The desktop shell (Tauri 2 on WebKitGTK) builds against these, and its smoke test runs on
+/// Xvfb and takes screenshots with xwd.
+fn ensure_desktop_deps() -> Result<()> {
+    let has_libs = Command::new("pkg-config").args(["--exists", "webkit2gtk-4.1", "gtk+-3.0", "libsoup-3.0", "librsvg-2.0"]).status().is_ok_and(|s| s.success());
+    let has_x = ["Xvfb", "xwd"].iter().all(|tool| Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success()));
+    if has_libs && has_x {
+        return Ok(());
+    }
+    eprintln!("the desktop shell's build dependencies are missing; installing them");
+    apt_install(
+        &["pkg-config", "libwebkit2gtk-4.1-dev", "libgtk-3-dev", "libsoup-3.0-dev", "librsvg2-dev", "xvfb", "x11-apps"],
+        "the desktop shell builds against WebKitGTK; its test runs on Xvfb",
+    )
+}
+
 /// The Conductor embeds CPython (PyO3), which links against libpython: make sure the shared
 /// library is there, installing Debian's `python3-dev` when it is missing and we can.
 fn ensure_python_dev() -> Result<()> {
@@ -77,8 +104,7 @@ fn ensure_python_dev() -> Result<()> {
         return Ok(());
     }
     eprintln!("libpython (a shared library) is missing; installing python3-dev");
-    run(Command::new("apt-get").args(["install", "-y", "-q", "python3-dev"]))
-        .context("installing python3-dev (the Conductor embeds CPython); install it yourself and retry")?;
+    apt_install(&["python3-dev"], "the Conductor embeds CPython")?;
     if !has("python3") {
         bail!("python3 on PATH has no shared libpython; set PYO3_PYTHON to a Python built with --enable-shared (e.g. /usr/bin/python3)");
     }
@@ -217,8 +243,7 @@ fn ensure_chromium() -> Result<PathBuf> {
     let chromium = PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
     if !chromium.is_file() {
         eprintln!("{} is missing; installing Debian's chromium", chromium.display());
-        run(Command::new("apt-get").args(["install", "-y", "-q", "chromium"]))
-            .context("installing chromium for the browser tests; install it yourself (or set CHROMIUM) and retry")?;
+        apt_install(&["chromium"], "the browser tests drive it; or set CHROMIUM")?;
     }
     Ok(chromium)
 }
@@ -229,6 +254,7 @@ fn target_dir(root: &Path) -> PathBuf {
 
 fn test(root: &Path) -> Result<()> {
     ensure_python_dev()?;
+    ensure_desktop_deps()?;
     build_carets(root)?;
     build_web(root)?;
     let chromium = ensure_chromium()?;
@@ -257,11 +283,26 @@ fn test(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The desktop window when there is a display (and its build dependencies can be had), else
+/// server mode printing its URL.
 fn start(root: &Path, args: &[String]) -> Result<()> {
     ensure_python_dev()?;
     build_carets(root)?;
     build_web(root)?;
     let workspace = root.join("host-ui").join("example-workspace");
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    let desktop = display && !args.iter().any(|a| a == "--prompt" || a == "--setup-only");
+    if desktop {
+        match ensure_desktop_deps() {
+            Ok(()) => {
+                let mut cmd = Command::new(env!("CARGO"));
+                cmd.current_dir(root).args(["run", "--quiet", "-p", "symphony-desktop", "--", "--workspace"]).arg(&workspace);
+                cmd.arg("--carets").arg(root.join("extensions")).arg("--web").arg(web_dir(root).join("dist")).args(args);
+                return run(&mut cmd);
+            }
+            Err(e) => eprintln!("no desktop window ({e:#}); starting server mode instead"),
+        }
+    }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(root).args(["run", "--quiet", "-p", "symphony", "--", "--workspace"]).arg(&workspace);
     cmd.args(["start", "--carets"]).arg(root.join("extensions")).arg("--web").arg(web_dir(root).join("dist")).args(args);

@@ -406,3 +406,51 @@ async fn terminal_output_before_the_first_subscriber_is_not_lost() {
     let later = terminal_until(&mut ws, "late-4").await;
     assert!(!later.contains("early-2"), "the backlog came twice: {out} / {later}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_melody_runs_from_a_client_with_progress_pushed() {
+    let cli = Cli::new();
+    let out = cli.run(&["caret", "install", extensions().join("text-tools").to_str().unwrap(), "--grant-requested"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let ws_dir = cli.root.path().join("ws");
+    std::fs::create_dir_all(&ws_dir).unwrap();
+    std::fs::write(ws_dir.join("notes.md"), "TODO: a thing\n").unwrap();
+    std::fs::write(
+        ws_dir.join("loud.toml"),
+        "[[node]]\nid = \"todos\"\ntarget = \"caret/text-tools\"\nop = \"todos\"\n\n[[node]]\nid = \"loud\"\ntarget = \"caret/text-tools\"\nop = \"upper\"\ninput = \"${todos.0.text}\"\n",
+    )
+    .unwrap();
+    std::fs::write(ws_dir.join("bad.toml"), "[[node]]\nid = \"x\"\ntarget = \"caret/nowhere\"\nop = \"go\"\n").unwrap();
+    let served = serve(&cli, &[]);
+    let mut ws = connect(&served).await;
+    let sub = call(&mut ws, 1, "subscribe", json!({"topic": "melody.progress"})).await;
+    assert!(sub["result"].is_u64(), "{sub}");
+
+    let bad = invoke(&mut ws, 2, "pit/melodies", "run", json!({"path": "bad.toml"})).await;
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(bad["error"]["message"].as_str().unwrap().contains("bad.toml:"), "{bad}");
+    let outside = invoke(&mut ws, 3, "pit/melodies", "run", json!({"path": "../loud.toml"})).await;
+    assert_eq!(outside["error"]["data"]["code"], "denied", "{outside}");
+
+    let started = invoke(&mut ws, 4, "pit/melodies", "run", json!({"path": "loud.toml"})).await;
+    let job = started["result"]["job"].as_u64().unwrap_or_else(|| panic!("{started}"));
+    assert_eq!(started["result"]["nodes"], json!(["todos", "loud"]));
+    let mut kinds = Vec::new();
+    let finished = loop {
+        let event = next(&mut ws).await;
+        if event["params"]["topic"] != "melody.progress" {
+            continue;
+        }
+        let e = &event["params"]["event"];
+        assert_eq!(e["job"], job);
+        if e["kind"] == "finished" {
+            break e.clone();
+        }
+        kinds.push(format!("{} {}", e["node"].as_str().unwrap(), e["kind"].as_str().unwrap()));
+    };
+    assert_eq!(kinds, ["todos started", "todos done", "loud started", "loud done"]);
+    assert_eq!(finished["ok"], true, "{finished}");
+    let run_id = finished["run_id"].as_str().unwrap();
+    let out = std::fs::read_to_string(cli.root.path().join("home/runs").join(run_id).join("outputs/loud.out")).unwrap();
+    assert!(out.contains("TODO: A THING"), "{out}");
+}

@@ -291,6 +291,29 @@ if (!bench) {
     await eventually('the exited terminal closed', async () => (await page.$$('.panel-tab')).length === 1);
   });
 
+  await test('melody: run from the editor, live node states, outputs on disk; a bad one named', async (page) => {
+    fs.mkdirSync(path.join(ws, 'melodies'), { recursive: true });
+    fs.writeFileSync(
+      path.join(ws, 'melodies', 'loud.toml'),
+      '[melody]\nname = "loud-todos"\n\n[[node]]\nid = "todos"\ntarget = "caret/text-tools"\nop = "todos"\n\n[[node]]\nid = "loud"\ntarget = "caret/text-tools"\nop = "upper"\ninput = "${todos.0.text}"\n',
+    );
+    await openIde(page);
+    await openFile(page, 'melodies/loud.toml');
+    await page.click('button.run-melody');
+    await page.waitForSelector('.run .run-state.ok');
+    for (const node of ['todos', 'loud']) check((await page.getAttribute(`.run li[data-node="${node}"]`, 'class')).includes('done'), `${node} is done`);
+    const runId = (await page.textContent('.run .run-state')).match(/run (\S+)/)[1];
+    const out = fs.readFileSync(path.join(home, 'runs', runId, 'outputs', 'loud.out'), 'utf8');
+    check(out === out.toUpperCase() && out.includes('TODO'), `the output of the last node is on disk: ${out}`);
+    await page.screenshot({ path: path.join(artifacts, 'melody-run.png') });
+    // A melody naming a caret that is not installed is refused with the line.
+    fs.writeFileSync(path.join(ws, 'melodies', 'bad.toml'), '[[node]]\nid = "x"\ntarget = "caret/nowhere"\nop = "go"\n');
+    await openFile(page, 'melodies/bad.toml');
+    await page.click('button.run-melody');
+    const notice = await page.locator('.notice.error').first().textContent();
+    check(notice.includes('bad.toml:') && notice.includes('nowhere'), `the problem is named with its place: ${notice}`);
+  });
+
   await test('extensions: grant, call, revoke, denial', async (page) => {
     await openIde(page);
     await page.click('button[aria-label="Extensions"]');

@@ -16,6 +16,8 @@ import { languageFor } from './languages';
 import { defaultSettings, type Settings, type SettingsSchema } from './settings';
 import { cssVariables, isLight, themeTokens, type Tokens } from './theme';
 import { Listeners } from './listeners';
+import { Runs } from './Runs';
+import { addRun, applyProgress, isMelody, type RunView } from './runs';
 import { Icon } from './icons';
 
 type View = 'explorer' | 'extensions' | 'settings';
@@ -32,7 +34,10 @@ export function App({ rpc }: { rpc: Rpc }) {
   const [schema, setSchema] = useState<SettingsSchema | null>(null);
   const [tokens, setTokens] = useState<Tokens>(() => themeTokens('dark'));
   const [motifs, setMotifs] = useState<string[]>([]);
-  const [terminalsOpen, setTerminalsOpen] = useState(false);
+  const [bottom, setBottom] = useState<'terminal' | 'runs' | null>(null);
+  /** Terminals stay alive while their panel is hidden, once opened. */
+  const [terminalsStarted, setTerminalsStarted] = useState(false);
+  const [runs, setRuns] = useState<RunView[]>([]);
   const [notices, setNotices] = useState<Notice[]>([]);
   const [cursor, setCursor] = useState<[number, number] | null>(null);
   const [connection, setConnection] = useState<string | null>(null);
@@ -211,6 +216,7 @@ export function App({ rpc }: { rpc: Rpc }) {
       }),
       rpc.subscribe({ topic: 'settings' }, (event) => setSettings(event as Settings)),
       rpc.subscribe({ topic: 'caret.events' }, () => caretEvents.emit()),
+      rpc.subscribe({ topic: 'melody.progress' }, (event) => setRuns((r) => applyProgress(r, event))),
     ];
     rpc.onClose((reason) => setConnection(reason));
     void rpc.invoke<Settings>('pit/settings', 'get', {}).then(setSettings, report);
@@ -260,14 +266,31 @@ export function App({ rpc }: { rpc: Rpc }) {
     const onKey = (e: KeyboardEvent) => {
       if (e.ctrlKey && e.key === '`') {
         e.preventDefault();
-        setTerminalsOpen((o) => !o);
+        toggleTerminal();
       }
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
   }, []);
 
+  function toggleTerminal() {
+    setTerminalsStarted(true);
+    setBottom((b) => (b === 'terminal' ? null : 'terminal'));
+  }
+
+  const runMelody = async (path: string) => {
+    if (editors.current?.isDirty(path)) await save(path);
+    try {
+      const answer = await rpc.invoke<{ job: number; name: string; nodes: string[] }>('pit/melodies', 'run', { path });
+      setRuns((r) => addRun(r, path, answer));
+      setBottom('runs');
+    } catch (e) {
+      report(e);
+    }
+  };
+
   const current = activeTab(tabs);
+  const melodyOpen = !!current && current.path.endsWith('.toml') && isMelody(current.path, editors.current?.text(current.path) ?? null);
   return (
     <div className="ide" data-ready={schema ? 'true' : 'false'}>
       <nav className="activity-bar" aria-label="Views">
@@ -283,7 +306,7 @@ export function App({ rpc }: { rpc: Rpc }) {
           </button>
         ))}
         <span className="spacer" />
-        <button title="Terminal (Ctrl+`)" aria-label="Toggle terminal" aria-pressed={terminalsOpen} onClick={() => setTerminalsOpen((o) => !o)}>
+        <button title="Terminal (Ctrl+`)" aria-label="Toggle terminal" aria-pressed={bottom === 'terminal'} onClick={toggleTerminal}>
           <Icon name="terminal" size={22} />
         </button>
       </nav>
@@ -312,6 +335,11 @@ export function App({ rpc }: { rpc: Rpc }) {
               </button>
             </span>
           ))}
+          {melodyOpen && current && (
+            <button className="run-melody primary" onClick={() => void runMelody(current.path)}>
+              ▶ Run melody
+            </button>
+          )}
         </div>
         {current && current.disk !== 'same' && (
           <div className="banner warning" role="alert">
@@ -329,11 +357,24 @@ export function App({ rpc }: { rpc: Rpc }) {
             </div>
           )}
         </div>
-        {terminalsOpen && (
-          <div className="bottom-panel">
-            <Terminals rpc={rpc} tokens={tokens} fontSize={settings.font_size} report={report} onClose={() => setTerminalsOpen(false)} />
+        <div className="bottom-panel" hidden={bottom === null}>
+          <nav className="bottom-tabs" aria-label="Panels">
+            <button className={bottom === 'terminal' ? 'active' : ''} onClick={() => { setTerminalsStarted(true); setBottom('terminal'); }}>
+              Terminal
+            </button>
+            <button className={bottom === 'runs' ? 'active' : ''} onClick={() => setBottom('runs')}>
+              Melody runs{runs.some((r) => !r.finished) ? ' ●' : ''}
+            </button>
+          </nav>
+          <div className="bottom-body">
+            <div hidden={bottom !== 'terminal'} style={{ flex: 1, display: 'flex' }}>
+              {terminalsStarted && <Terminals rpc={rpc} tokens={tokens} fontSize={settings.font_size} report={report} onClose={() => setBottom(null)} />}
+            </div>
+            <div hidden={bottom !== 'runs'} style={{ flex: 1 }}>
+              <Runs runs={runs} cancel={(job) => void rpc.invoke('pit/melodies', 'cancel', { job }).catch(report)} />
+            </div>
           </div>
-        )}
+        </div>
       </main>
       <footer className="status-bar">
         <span className={connection ? 'disconnected' : 'connected'}>{connection ? `Disconnected: ${connection}` : 'Connected'}</span>

@@ -162,3 +162,31 @@ describe('describeCapability', () => {
     ['ui.theme', 'restyle the IDE with its theme', 'low'],
   ])('%s', (cap, text, risk) => expect(describeCapability(cap)).toEqual({ text, risk }));
 });
+
+describe('melody runs', () => {
+  it('folds progress into node states, even events that beat the run answer', async () => {
+    const { addRun, applyProgress, isMelody } = await import('./runs');
+    let runs = applyProgress([], { job: 3, kind: 'started', node: 'todos', attempt: 1 });
+    runs = addRun(runs, 'm.toml', { job: 3, name: 'report', nodes: ['todos', 'loud'] });
+    expect(runs[0].nodes).toEqual([{ id: 'todos', state: 'started', attempt: 1 }, { id: 'loud', state: 'pending' }]);
+    runs = applyProgress(runs, { job: 3, kind: 'done', node: 'todos', ms: 4 });
+    runs = applyProgress(runs, { job: 3, kind: 'failed', node: 'loud', error: 'denied' });
+    runs = applyProgress(runs, { job: 3, kind: 'finished', ok: false, run_id: 'r1', elapsed_ms: 9 });
+    expect(runs).toEqual([
+      {
+        job: 3,
+        name: 'report',
+        path: 'm.toml',
+        nodes: [
+          { id: 'todos', state: 'done', attempt: 1, ms: 4 },
+          { id: 'loud', state: 'failed', error: 'denied' },
+        ],
+        finished: { ok: false, runId: 'r1', elapsedMs: 9, cancelled: undefined, error: undefined },
+      },
+    ]);
+    expect(applyProgress(runs, { nonsense: true })).toBe(runs);
+    expect(isMelody('a.toml', '[melody]\n[[node]]\nid = "x"')).toBe(true);
+    expect(isMelody('Cargo.toml', '[package]\nname = "x"')).toBe(false);
+    expect(isMelody('a.md', '[[node]]')).toBe(false);
+  });
+});
