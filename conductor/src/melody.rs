@@ -17,6 +17,11 @@
 //! retries = 1
 //! timeout = "10s"
 //! after = ["todos"]               # ordering without data
+//! optional = true                 # Maestro may skip it (only if no node needs its output)
+//!
+//! [[node.alternatives]]           # other ways to do the same job, for Maestro to choose from
+//! target = "caret/other-tools"
+//! op = "stats"                    # `input` defaults to the node's own
 //! ```
 
 use serde::Deserialize;
@@ -39,9 +44,30 @@ pub struct MelodyNode {
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub after: Vec<String>,
-    /// Nodes whose outputs the input reads.
+    /// Nodes whose outputs the input (or an alternative's) reads.
     pub reads: Vec<String>,
+    /// Other ways to do this node's job; Maestro mode may choose one (first, or to retry).
+    pub alternatives: Vec<Alternative>,
+    /// Maestro may skip the node — and only when no other node needs its output.
+    pub optional: bool,
     pub line: usize,
+}
+
+/// Another target and op for a node's job (with its own input, or the node's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alternative {
+    pub target: String,
+    pub op: String,
+    pub input: serde_json::Value,
+}
+
+impl MelodyNode {
+    /// The ways to run the node: its own (0), then each alternative, as `(target, op, input)`.
+    pub fn arms(&self) -> Vec<(&str, &str, &serde_json::Value)> {
+        std::iter::once((self.target.as_str(), self.op.as_str(), &self.input))
+            .chain(self.alternatives.iter().map(|a| (a.target.as_str(), a.op.as_str(), &a.input)))
+            .collect()
+    }
 }
 
 /// A validated melody and its DAG.
@@ -142,6 +168,19 @@ struct RawNode {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     after: Vec<Spanned<String>>,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    alternatives: Vec<Spanned<RawAlternative>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlternative {
+    target: String,
+    op: String,
+    #[serde(default)]
+    input: Option<toml::Value>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -210,6 +249,8 @@ impl Melody {
             problems.push(Problem { line: 1, message: "a melody needs at least one [[node]]".to_owned() });
         }
         let mut nodes = Vec::new();
+        // Per node, the line of each alternative (for target checks below).
+        let mut alt_lines: Vec<Vec<usize>> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for spanned in raw.node {
             let line = line_of(text, spanned.span().start);
@@ -259,8 +300,27 @@ impl Melody {
             };
             let input_line = raw.input.as_ref().map_or(line, |i| at(&i.span()));
             let input = raw.input.map_or(serde_json::Value::Object(Default::default()), |i| to_json(i.into_inner()));
+            let mut alternatives = Vec::new();
+            for alt in raw.alternatives {
+                let alt_line = at(&alt.span());
+                let alt = alt.into_inner();
+                if symphony_kernel::Target::parse(&alt.target).is_err() {
+                    problems.push(Problem {
+                        line: alt_line,
+                        message: format!("node `{id}`: alternative target `{}` is not `caret/<id>` or `pit/<service>`", alt.target),
+                    });
+                }
+                if alt.op.trim().is_empty() {
+                    problems.push(Problem { line: alt_line, message: format!("node `{id}`: an alternative's op is empty") });
+                }
+                let alt_input = alt.input.map_or_else(|| input.clone(), to_json);
+                alternatives.push((alt_line, Alternative { target: alt.target, op: alt.op, input: alt_input }));
+            }
             let mut refs = Vec::new();
             collect_reads(&input, &mut refs);
+            for (_, alt) in &alternatives {
+                collect_reads(&alt.input, &mut refs);
+            }
             let mut reads = BTreeSet::new();
             for (node, reference) in refs {
                 if node.is_empty() {
@@ -278,15 +338,23 @@ impl Melody {
                 timeout,
                 after: raw.after.iter().map(|a| a.get_ref().clone()).collect(),
                 reads: reads.into_iter().collect(),
+                alternatives: alternatives.iter().map(|(_, a)| a.clone()).collect(),
+                optional: raw.optional,
                 line,
             });
+            alt_lines.push(alternatives.into_iter().map(|(l, _)| l).collect::<Vec<_>>());
             // Line numbers for `after` entries are reported through the node's line below.
             let _ = input_line;
         }
         if let Some(check) = targets {
-            for n in &nodes {
+            for (n, lines) in nodes.iter().zip(&alt_lines) {
                 if let Err(message) = check.check(&n.target, &n.op) {
                     problems.push(Problem { line: n.line, message: format!("node `{}`: {message}", n.id) });
+                }
+                for (alt, line) in n.alternatives.iter().zip(lines) {
+                    if let Err(message) = check.check(&alt.target, &alt.op) {
+                        problems.push(Problem { line: *line, message: format!("node `{}`, alternative: {message}", n.id) });
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The Conductor's Python side: CPython embedded with PyO3, and the `symphony` module it gets —
 //! `invoke(target, op, payload)` (the one proxy, as the `conductor` principal: audited and
-//! granted like any caller), `targets()` (what the Pit and the installed carets offer) and
-//! `CallError`. Python errors come back typed, with the traceback.
+//! granted like any caller), `targets()` (what the Pit and the installed carets offer),
+//! `subscribe()` (kernel events) and `CallError`. Python errors come back typed, with the traceback.
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -32,19 +32,65 @@ struct Proxy {
     kernel: Kernel,
 }
 
-fn to_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
+/// `json.dumps` and `json.loads`, looked up once (an import per call cost ~1 µs).
+static JSON_DUMPS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+static JSON_LOADS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+fn json_fn<'py>(py: Python<'py>, cell: &'static pyo3::sync::PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || py.import("json")?.getattr(name).map(Bound::unbind)).map(|f| f.bind(py))
+}
+
+pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = value.extract::<String>() {
         return Ok(s);
     }
-    let json = value.py().import("json")?;
-    json.call_method1("dumps", (value,))?.extract()
+    json_fn(value.py(), &JSON_DUMPS, "dumps")?.call1((value,))?.extract()
 }
 
-fn from_json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
-    let json = py.import("json")?;
-    match json.call_method1("loads", (text,)) {
-        Ok(v) => Ok(v),
-        Err(_) => Ok(text.into_pyobject(py)?.into_any()),
+/// An answer as Python sees it: parsed when it is JSON, else the text. Text that cannot start
+/// a JSON value is returned at once, without raising and catching a decode error.
+pub(crate) fn from_json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let may_be_json = text.trim_start().starts_with(|c: char| matches!(c, '{' | '[' | '"' | '-' | '0'..='9' | 't' | 'f' | 'n'));
+    if may_be_json && let Ok(v) = json_fn(py, &JSON_LOADS, "loads")?.call1((text,)) {
+        return Ok(v);
+    }
+    Ok(text.into_pyobject(py)?.into_any())
+}
+
+/// Kernel events as Python reads them.
+#[pyclass(name = "Subscription", module = "symphony")]
+struct Subscription {
+    events: std::sync::Mutex<std::sync::mpsc::Receiver<symphony_kernel::swap::KernelEvent>>,
+}
+
+#[pymethods]
+impl Subscription {
+    /// The next event as a dict, or `None` when `timeout` seconds pass first (the GIL is
+    /// released while waiting).
+    #[pyo3(signature = (timeout=None))]
+    fn next<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let event = py.detach(|| {
+            let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            match timeout {
+                Some(t) => events.recv_timeout(std::time::Duration::from_secs_f64(t.max(0.0))).ok(),
+                None => events.recv().ok(),
+            }
+        });
+        match event {
+            Some(e) => {
+                let text = serde_json::to_string(&e).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                from_json(py, &text).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.next(py, None)
     }
 }
 
@@ -74,6 +120,12 @@ impl Proxy {
                 Err(err)
             }
         }
+    }
+
+    /// `subscribe()`: the kernel's events from now on (caret swaps and failed swaps), read with
+    /// `.next(timeout=None)`; iterating blocks for each next event.
+    fn subscribe(&self) -> Subscription {
+        Subscription { events: std::sync::Mutex::new(self.kernel.subscribe()) }
     }
 
     /// `targets()`: every installed caret with its kind, version and ops, and the Pit services.
@@ -112,6 +164,10 @@ fn targets(kernel: &Kernel) -> Result<serde_json::Value, symphony_kernel::Kernel
 pub fn run(kernel: &Kernel, source: &str, filename: &str) -> Result<serde_json::Value, PythonError> {
     let code = CString::new(source).map_err(|e| PythonError::Source(e.nul_position()))?;
     let file = CString::new(filename).unwrap_or_else(|_| c"<conductor>".to_owned());
+    // `import symphony` resolves through the interpreter-wide `sys.modules`, and each program's
+    // module is bound to its kernel: programs run one at a time so none sees another's kernel.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     Python::attach(|py| {
         let raised = |e: PyErr| explain(py, e);
         let module = symphony_module(py, kernel).map_err(raised)?;
@@ -135,18 +191,48 @@ pub fn run(kernel: &Kernel, source: &str, filename: &str) -> Result<serde_json::
     })
 }
 
+/// The `symphony_conductor` package (`conductor/python/`), built into the binary so an installed
+/// `symphony` needs no Python path set up: registered in `sys.modules` on first use.
+pub(crate) fn install_package(py: Python<'_>) -> PyResult<()> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    if modules.contains("symphony_conductor")? {
+        return Ok(());
+    }
+    let policy = PyModule::from_code(
+        py,
+        c_str(include_str!("../python/symphony_conductor/policy.py"))?.as_c_str(),
+        c"symphony_conductor/policy.py",
+        c"symphony_conductor.policy",
+    )?;
+    modules.set_item("symphony_conductor.policy", &policy)?;
+    let package = PyModule::from_code(
+        py,
+        c_str(include_str!("../python/symphony_conductor/__init__.py"))?.as_c_str(),
+        c"symphony_conductor/__init__.py",
+        c"symphony_conductor",
+    )?;
+    package.setattr("policy", policy)?;
+    modules.set_item("symphony_conductor", package)?;
+    Ok(())
+}
+
+fn c_str(source: &str) -> PyResult<CString> {
+    CString::new(source).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
 fn symphony_module<'py>(py: Python<'py>, kernel: &Kernel) -> PyResult<Bound<'py, PyModule>> {
     let module = PyModule::new(py, "symphony")?;
     let proxy = Bound::new(py, Proxy { kernel: kernel.clone() })?;
     module.add("invoke", proxy.getattr("invoke")?)?;
     module.add("targets", proxy.getattr("targets")?)?;
+    module.add("subscribe", proxy.getattr("subscribe")?)?;
     module.add("CallError", py.get_type::<CallError>())?;
     module.add("proxy", proxy)?;
     Ok(module)
 }
 
 /// A Python exception as a typed error with Python's own traceback text.
-fn explain(py: Python<'_>, e: PyErr) -> PythonError {
+pub(crate) fn explain(py: Python<'_>, e: PyErr) -> PythonError {
     let kind = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".to_owned());
     let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
     use pyo3::types::PyTracebackMethods;

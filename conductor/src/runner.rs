@@ -2,10 +2,11 @@
 //! and the node is called through the kernel's proxy. Runs live under `<home>/runs/<run-id>/`:
 //! the checkpoint journal, the outputs, and a summary.
 
+use crate::maestro::{Ask, Choice, Maestro};
 use crate::melody::{references, Melody, MelodyNode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use symphony_dag::{Cancel, Event, NodeCall, NodeFuture, NodeRunner, NodeState, RunError, RunOptions, RunReport};
 use symphony_kernel::{Kernel, Principal};
@@ -43,7 +44,12 @@ impl RunStore {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        format!("{}-{}-{:04x}", &stamp[..8.min(stamp.len())], &stamp[8.min(stamp.len())..], (nanos ^ std::process::id()) & 0xffff)
+        // A counter keeps ids made in the same second by this process apart; the random-ish
+        // part keeps processes apart.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{}-{:04x}{made:x}", &stamp[..8.min(stamp.len())], &stamp[8.min(stamp.len())..], (nanos ^ std::process::id()) & 0xffff);
+        if self.dir(&id).exists() { self.new_run_id() } else { id }
     }
 }
 
@@ -55,11 +61,13 @@ pub struct RunSettings {
     pub resume: Option<String>,
     /// Who the calls are made as.
     pub principal: Principal,
+    /// Maestro mode: this policy decides per node. `None` is Manual: as written.
+    pub maestro: Option<Arc<Maestro>>,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { concurrency: 4, resume: None, principal: Principal::User }
+        Self { concurrency: 4, resume: None, principal: Principal::User, maestro: None }
     }
 }
 
@@ -71,6 +79,8 @@ pub struct MelodyRun {
     pub dir: PathBuf,
     /// Per node, in melody order; also written to `summary.json`.
     pub summary: Vec<NodeSummary>,
+    /// Maestro: the nodes that fell back to Manual, and why.
+    pub fallbacks: Vec<String>,
 }
 
 /// What happened to one node, as `summary.json` and `symphony melody run` show it.
@@ -165,21 +175,91 @@ struct ProxyRunner {
     kernel: Kernel,
     nodes: Arc<Vec<MelodyNode>>,
     principal: Principal,
+    maestro: Option<Arc<Maestro>>,
+    /// Per node: some node reads its output (so it may never be skipped).
+    needed: Arc<Vec<bool>>,
+    run_id: Arc<str>,
+    melody: Arc<str>,
+    /// Nodes Maestro skipped (done, with no output).
+    skipped: Arc<Mutex<Vec<usize>>>,
+    /// Maestro's fallbacks in this run.
+    fallbacks: Arc<Mutex<Vec<String>>>,
+}
+
+/// One call through the proxy, off the scheduler's threads (kernel calls are synchronous and
+/// may run for long).
+async fn call(kernel: &Kernel, principal: &Principal, target: &str, op: &str, body: String) -> Result<String, String> {
+    let (kernel, principal, target, op) = (kernel.clone(), principal.clone(), target.to_owned(), op.to_owned());
+    tokio::task::spawn_blocking(move || kernel.invoke(&principal, &target, &op, &body))
+        .await
+        .map_err(|e| format!("the call did not complete: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// What the policy calls each arm: `target/op`, and where two arms share it (the same op with
+/// different inputs), which arm it is (0 is the node as written).
+fn arm_labels(arms: &[(&str, &str, &serde_json::Value)]) -> Vec<String> {
+    let plain: Vec<String> = arms.iter().map(|(t, o, _)| format!("{t}/{o}")).collect();
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, l)| if plain.iter().filter(|m| *m == l).count() > 1 { format!("{l} (arm {i})") } else { l.clone() })
+        .collect()
 }
 
 impl NodeRunner for ProxyRunner {
-    fn run(&self, call: NodeCall) -> NodeFuture {
-        let node = self.nodes[call.index].clone();
+    fn run(&self, call_: NodeCall) -> NodeFuture {
+        let node = self.nodes[call_.index].clone();
         let kernel = self.kernel.clone();
         let principal = self.principal.clone();
+        let Some(maestro) = self.maestro.clone() else {
+            return Box::pin(async move {
+                let input = resolve(&node.input, &call_.inputs)?;
+                call(&kernel, &principal, &node.target, &node.op, payload(&input)).await
+            });
+        };
+        let skippable = node.optional && !self.needed[call_.index];
+        let (run_id, melody, skipped, fallbacks) = (self.run_id.clone(), self.melody.clone(), self.skipped.clone(), self.fallbacks.clone());
+        let index = call_.index;
         Box::pin(async move {
-            let input = resolve(&node.input, &call.inputs)?;
-            let body = payload(&input);
-            // Kernel calls are synchronous and may run for long: keep them off the scheduler.
-            tokio::task::spawn_blocking(move || kernel.invoke(&principal, &node.target, &node.op, &body))
-                .await
-                .map_err(|e| format!("the call did not complete: {e}"))?
-                .map_err(|e| e.to_string())
+            let arms = node.arms();
+            let labels = arm_labels(&arms);
+            // The context's input size is the node's own input's.
+            let input_bytes = payload(&resolve(&node.input, &call_.inputs)?).len();
+            let mut tried = Vec::new();
+            loop {
+                let ask = Ask::new(&node.id, labels.clone(), skippable, tried.clone(), input_bytes);
+                let decided = {
+                    let (maestro, ask) = (Arc::clone(&maestro), ask.clone());
+                    tokio::task::spawn_blocking(move || maestro.decide(&ask)).await.map_err(|e| format!("the policy did not answer: {e}"))?
+                };
+                if let Some(why) = &decided.fallback {
+                    fallbacks.lock().unwrap_or_else(|p| p.into_inner()).push(why.clone());
+                }
+                let arm = match decided.choice {
+                    Choice::Skip => {
+                        skipped.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+                        maestro.learn(&run_id, &melody, &ask, &decided, true, std::time::Duration::ZERO);
+                        return Ok(String::new());
+                    }
+                    Choice::Run(arm) => arm,
+                };
+                let (target, op, arm_input) = arms[arm];
+                let body = payload(&resolve(arm_input, &call_.inputs)?);
+                let started = std::time::Instant::now();
+                let result = call(&kernel, &principal, target, op, body).await;
+                maestro.learn(&run_id, &melody, &ask, &decided, result.is_ok(), started.elapsed());
+                match result {
+                    Ok(out) => return Ok(out),
+                    Err(e) => {
+                        tried.push(arm);
+                        // Retry with another alternative while one is left; then fail as written.
+                        if tried.len() >= arms.len() {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
         })
     }
 }
@@ -203,10 +283,19 @@ pub async fn run_melody(
         let _ = std::fs::create_dir_all(&dir);
         let _ = std::fs::copy(&melody.file, dir.join("melody.toml"));
     }
+    let needed: Vec<bool> = melody.nodes.iter().map(|n| melody.nodes.iter().any(|m| m.reads.contains(&n.id))).collect();
+    let skipped: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let fallbacks: Arc<Mutex<Vec<String>>> = Arc::default();
     let runner = Arc::new(ProxyRunner {
         kernel: kernel.clone(),
         nodes: Arc::new(melody.nodes.clone()),
         principal: settings.principal.clone(),
+        maestro: settings.maestro.clone(),
+        needed: Arc::new(needed),
+        run_id: Arc::from(run_id.as_str()),
+        melody: Arc::from(melody.name.as_str()),
+        skipped: Arc::clone(&skipped),
+        fallbacks: Arc::clone(&fallbacks),
     });
     let options = RunOptions {
         concurrency: settings.concurrency.max(1),
@@ -224,15 +313,46 @@ pub async fn run_melody(
         }));
     }
     let report = symphony_dag::run(&melody.dag, runner, options, events, cancel).await?;
-    let summary = write_outputs(melody, store, &run_id, &report);
-    Ok(MelodyRun { run_id, report, dir, summary })
+    let skipped = std::mem::take(&mut *skipped.lock().unwrap_or_else(|p| p.into_inner()));
+    let summary = write_outputs(melody, store, &run_id, &report, &skipped);
+    let mut fallbacks = std::mem::take(&mut *fallbacks.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Some(maestro) = &settings.maestro {
+        if let Err(e) = maestro.checkpoint() {
+            fallbacks.push(format!("the policy was not checkpointed: {e}"));
+        }
+        let episodes = maestro.take_episodes(&run_id);
+        if let Err(e) = store_episodes(kernel, &settings.principal, melody, &run_id, &episodes) {
+            fallbacks.push(format!("this run's training data is in {} but not in the artifact store: {e}", maestro.episodes_path().display()));
+        }
+    }
+    Ok(MelodyRun { run_id, report, dir, summary, fallbacks })
+}
+
+/// Puts a Maestro run's episodes into the artifact store, when one is running, as a version of
+/// `conductor/episodes/<melody>` produced by the run (its lineage), for whoever trains next.
+fn store_episodes(kernel: &Kernel, principal: &Principal, melody: &Melody, run_id: &str, episodes: &[crate::maestro::Episode]) -> Result<(), String> {
+    if episodes.is_empty() || !kernel.services().iter().any(|s| s == "artifacts") {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for e in episodes {
+        text.push_str(&serde_json::to_string(e).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    let name: String = melody.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let put = serde_json::json!({
+        "name": format!("conductor/episodes/{name}"),
+        "text": text,
+        "meta": { "kind": "training-data", "tags": ["maestro", "episodes"], "mime": "application/x-ndjson", "author": "conductor", "produced_by": run_id },
+    });
+    kernel.invoke(principal, "pit/artifacts", "put", &put.to_string()).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Leaves each output as a file and a `summary.json`, for the user and for later tools, and
 /// returns the summary.
-fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunReport) -> Vec<NodeSummary> {
+fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunReport, skipped: &[usize]) -> Vec<NodeSummary> {
     let mut summary = Vec::new();
-    for (node, state) in melody.nodes.iter().zip(&report.states) {
+    for (i, (node, state)) in melody.nodes.iter().zip(&report.states).enumerate() {
         let mut line = NodeSummary {
             id: node.id.clone(),
             target: node.target.clone(),
@@ -246,6 +366,10 @@ fn write_outputs(melody: &Melody, store: &RunStore, run_id: &str, report: &RunRe
             resumed: false,
         };
         match state {
+            NodeState::Done { .. } if skipped.contains(&i) => {
+                line.state = "skipped";
+                line.error = Some("skipped by Maestro: optional, and no node needs its output".to_owned());
+            }
             NodeState::Done { output, duration, attempts, resumed } => {
                 let path = store.output(run_id, &node.id);
                 if let Some(dir) = path.parent() {

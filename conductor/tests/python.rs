@@ -23,7 +23,7 @@ fn kernel(root: &Path) -> Kernel {
     kernel
 }
 
-// One test: CPython is one interpreter per process, initialised once.
+// CPython is one interpreter per process, initialised once; programs take turns (`python::run`).
 #[test]
 fn python_reaches_the_proxy_as_the_conductor_and_nothing_more() {
     let root = tempfile::tempdir().unwrap();
@@ -84,4 +84,24 @@ result = {"upper": symphony.invoke("caret/text-tools", "upper", "hi"), "todos": 
     assert!(matches!(python::run(&kernel, "def (", "syntax.py"), Err(PythonError::Raised { kind, .. }) if kind == "SyntaxError"));
     // The kernel keeps serving after all of it.
     assert_eq!(python::run(&kernel, "import symphony\nresult = symphony.invoke('caret/text-tools', 'upper', 'ok')", "after.py").unwrap(), "OK");
+}
+
+#[test]
+fn python_receives_kernel_events_through_a_subscription() {
+    let root = tempfile::tempdir().unwrap();
+    let kernel = kernel(root.path());
+    kernel.invoke(&symphony_kernel::Principal::User, "caret/tally", "@describe", "").unwrap();
+    // The swap happens on another thread while Python waits on its subscription.
+    let swapper = {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            kernel.reload("tally").unwrap();
+        })
+    };
+    let program = "import symphony\nsub = symphony.subscribe()\nevent = sub.next(timeout=30)\nresult = {'event': event, 'quiet': sub.next(timeout=0.05)}\n";
+    let got = python::run(&kernel, program, "events.py").unwrap();
+    swapper.join().unwrap();
+    assert_eq!(got["quiet"], serde_json::Value::Null, "{got}");
+    assert!(got["event"].to_string().contains("tally"), "{got}");
 }

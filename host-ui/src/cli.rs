@@ -225,6 +225,16 @@ pub enum ConductorCommand {
         #[arg(required = true)]
         capabilities: Vec<String>,
     },
+    /// Replay the recorded episodes into a fresh policy (offline training) and checkpoint it.
+    Train {
+        #[command(flatten)]
+        policy: crate::melody::PolicyArgs,
+    },
+    /// What Maestro's policy has learned: per node and alternative, choices, mean reward, confidence.
+    Stats {
+        #[command(flatten)]
+        policy: crate::melody::PolicyArgs,
+    },
 }
 
 /// Resolves the effective configuration: file, then environment, then flags.
@@ -363,7 +373,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Conductor(c) => {
-            let kernel = open_kernel(&global, home, None)?;
+            let kernel = open_kernel(&global, home.clone(), None)?;
             match c {
                 ConductorCommand::Exec { file } => {
                     let source = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -389,6 +399,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     output::message(&format!("the conductor holds: {}", held.join(", ")), global.json)?;
                     Ok(ExitCode::SUCCESS)
                 }
+                ConductorCommand::Train { policy } => crate::melody::train(&home, &policy, global.json),
+                ConductorCommand::Stats { policy } => crate::melody::stats(&home, &policy, global.json),
             }
         }
         Command::Trust(t) => {

@@ -99,7 +99,7 @@ impl MelodiesService {
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job, cancel.clone());
         let answer = json!({ "job": job, "name": melody.name, "nodes": melody.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>() });
         let (listeners, running, store) = (Arc::clone(&self.listeners), Arc::clone(&self.running), RunStore::in_home(&self.home));
-        let settings = RunSettings { concurrency: arg.concurrency.max(1), resume: None, principal: principal.clone() };
+        let settings = RunSettings { concurrency: arg.concurrency.max(1), resume: None, principal: principal.clone(), maestro: None };
         std::thread::Builder::new()
             .name(format!("melody-{job}"))
             .spawn(move || {

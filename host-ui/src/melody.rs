@@ -1,5 +1,7 @@
 //! `symphony melody validate|run`: check a melody against the installed carets, run it through
-//! the proxy with live progress, resume a stopped run, and summarise what happened.
+//! the proxy with live progress — as written, or with Maestro's learning policy deciding per
+//! node — resume a stopped run, and summarise what happened. Also `symphony conductor
+//! train|stats`, which work on Maestro's policy.
 
 use crate::cli::{open_kernel, Global};
 use crate::exit;
@@ -9,6 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use symphony_conductor::maestro::{read_episodes, Maestro, MaestroOptions};
 use symphony_conductor::{run_melody, InstalledTargets, Melody, RunSettings, RunStore};
 use symphony_dag::{Cancel, EventKind};
 use symphony_kernel::{Kernel, Principal};
@@ -26,7 +29,97 @@ pub enum MelodyCommand {
         /// Most nodes running at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// `manual`: as written. `maestro`: a learning policy decides per node (run, an
+        /// alternative, retry with another, skip an optional node nothing needs).
+        #[arg(long, value_enum, default_value_t = Mode::Manual)]
+        mode: Mode,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Manual,
+    Maestro,
+}
+
+/// Which Maestro policy, and how it is run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// A Python file with a `Policy` class (decide, update, state, load, stats) instead of the
+    /// built-in LinUCB.
+    #[arg(long, value_name = "FILE.py")]
+    pub policy: Option<PathBuf>,
+    /// Seed of the policy's random choices (runs are reproducible).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How long one decision may take before the node runs as written.
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub decision_limit: Duration,
+}
+
+impl PolicyArgs {
+    fn options(&self, home: &std::path::Path) -> MaestroOptions {
+        MaestroOptions { home: home.to_path_buf(), policy_file: self.policy.clone(), seed: self.seed, limit: self.decision_limit }
+    }
+}
+
+/// `symphony conductor train`: a fresh policy learns from every recorded episode.
+pub fn train(home: &std::path::Path, args: &PolicyArgs, json: bool) -> Result<ExitCode> {
+    let options = args.options(home);
+    let episodes = read_episodes(&options.episodes())?;
+    // Fresh: the old checkpoint is kept aside, not read, and replaced only when training is done.
+    let checkpoint = options.checkpoint();
+    let aside = checkpoint.with_extension("json.before-train");
+    if checkpoint.exists() {
+        std::fs::rename(&checkpoint, &aside).with_context(|| format!("moving {} aside", checkpoint.display()))?;
+    }
+    let trained = Maestro::start(options.clone()).map_err(anyhow::Error::from).and_then(|m| {
+        let n = m.train(&episodes).map_err(anyhow::Error::msg)?;
+        m.checkpoint()?;
+        Ok(n)
+    });
+    match trained {
+        Ok(n) => {
+            let _ = std::fs::remove_file(&aside);
+            if json {
+                println!("{}", serde_json::json!({ "episodes": n, "checkpoint": checkpoint }));
+            } else {
+                println!("trained on {n} episodes from {}; checkpoint {}", options.episodes().display(), checkpoint.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if aside.exists() {
+                let _ = std::fs::rename(&aside, &checkpoint);
+            }
+            Err(e.context("training"))
+        }
+    }
+}
+
+/// `symphony conductor stats`.
+pub fn stats(home: &std::path::Path, args: &PolicyArgs, json: bool) -> Result<ExitCode> {
+    let options = args.options(home);
+    let maestro = Maestro::start(options.clone())?;
+    let stats = maestro.stats().map_err(anyhow::Error::msg).context("the policy's stats")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = stats.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("nothing learned yet: run a melody with `--mode maestro` (checkpoint {})", options.checkpoint().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<20} {:<36} {:>8} {:>12} {:>11}", "NODE", "ALTERNATIVE", "CHOICES", "MEAN REWARD", "CONFIDENCE");
+    for r in rows {
+        let mean = r["mean_reward"].as_f64().map_or_else(|| "-".to_owned(), |m| format!("{m:.3}"));
+        let conf = r["confidence"].as_f64().map_or_else(|| "-".to_owned(), |c| format!("±{c:.3}"));
+        println!("{:<20} {:<36} {:>8} {:>12} {:>11}", r["node"].as_str().unwrap_or(""), r["arm"].as_str().unwrap_or(""), r["choices"], mean, conf);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -67,7 +160,7 @@ pub fn run(global: &Global, home: PathBuf, command: MelodyCommand) -> Result<Exi
                 Ok(ExitCode::from(exit::INVALID))
             }
         },
-        MelodyCommand::Run { file, resume, concurrency } => {
+        MelodyCommand::Run { file, resume, concurrency, mode, policy } => {
             let melody = match Melody::load(&file, Some(&InstalledTargets(&kernel))) {
                 Ok(m) => m,
                 Err(e) => {
@@ -75,15 +168,19 @@ pub fn run(global: &Global, home: PathBuf, command: MelodyCommand) -> Result<Exi
                     return Ok(ExitCode::from(exit::INVALID));
                 }
             };
-            run_it(&kernel, &melody, &home, resume, concurrency, global.json)
+            let maestro = match mode {
+                Mode::Manual => None,
+                Mode::Maestro => Some(Maestro::start(policy.options(&home))?),
+            };
+            run_it(&kernel, &melody, &home, RunSettings { concurrency, resume, principal: Principal::User, maestro }, global.json)
         }
     }
 }
 
-fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Option<String>, concurrency: usize, json: bool) -> Result<ExitCode> {
+fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, settings: RunSettings, json: bool) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let store = RunStore::in_home(home);
-    let settings = RunSettings { concurrency, resume, principal: Principal::User };
+    let maestro = settings.maestro.is_some();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<symphony_dag::Event>();
     let cancel = Cancel::default();
     let total = melody.nodes.len() as u64;
@@ -158,6 +255,8 @@ fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Opti
                 "critical_path": { "ms": critical_total.as_millis(), "nodes": critical_ids },
                 "nodes": lines,
                 "dir": run.dir,
+                "mode": if maestro { "maestro" } else { "manual" },
+                "fallbacks": run.fallbacks,
             }))?
         );
     } else {
@@ -174,6 +273,9 @@ fn run_it(kernel: &Kernel, melody: &Melody, home: &std::path::Path, resume: Opti
             }
         }
         println!("critical path: {} ({})", critical_ids.join(" → "), fmt_duration(*critical_total));
+        for why in &run.fallbacks {
+            println!("maestro: {why}");
+        }
         println!("outputs: {}", run.dir.join("outputs").display());
         if !run.report.ok() {
             println!("resume with: symphony melody run {} --resume {}", melody.file.display(), run.run_id);

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use crate::melodies_service::MelodiesService;
 use crate::settings_service::SettingsService;
-use crate::terminal_service::{TerminalProxy, TerminalService};
+use crate::terminal_service::{TermEvent, TerminalProxy, TerminalService};
 use symphony_kernel::Kernel;
 use tokio::sync::mpsc;
 
@@ -433,11 +433,42 @@ fn subscribe_terminal(conn: &Arc<Connection>, terminal: u64) -> Result<u64, RpcE
     let id = sub.0;
     let mut extra = Map::new();
     extra.insert("terminal".to_owned(), json!(terminal));
-    forward(sub, "terminal", extra, events, (), |event: crate::terminal_service::TermEvent| {
-        let last = matches!(event, crate::terminal_service::TermEvent::Exit { .. });
+    forward(sub, "terminal", extra, coalesce(events), (), |event: TermEvent| {
+        let last = matches!(event, TermEvent::Exit { .. });
         serde_json::to_value(event).ok().map(|v| (v, last))
     });
     Ok(id)
+}
+
+/// Output that is already waiting is merged into one event (up to 256 KiB): a fast writer
+/// (`cat` of a big file) then costs the client a few large messages instead of thousands of
+/// small ones. Nothing waits for more: a lone keystroke's echo goes out at once.
+fn coalesce(events: std::sync::mpsc::Receiver<TermEvent>) -> std::sync::mpsc::Receiver<TermEvent> {
+    const MAX: usize = 256 << 10;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new().name("terminal-coalesce".to_owned()).spawn(move || {
+        while let Ok(mut event) = events.recv() {
+            while let TermEvent::Output { data } = &mut event
+                && data.len() < MAX
+            {
+                match events.try_recv() {
+                    Ok(TermEvent::Output { data: more }) => data.push_str(&more),
+                    Ok(other) => {
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                        event = other;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Forwards what arrives on a std channel as notifications `{subscription, topic, ..extra,

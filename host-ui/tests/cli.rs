@@ -359,3 +359,57 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+#[test]
+fn maestro_mode_from_the_cli_learns_checkpoints_trains_and_reports() {
+    let cli = Cli::new();
+    let out = cli.run(&["caret", "install", extensions().join("text-tools").to_str().unwrap(), "--grant-requested"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    std::fs::create_dir_all(cli.root.path().join("ws")).unwrap();
+    std::fs::write(cli.root.path().join("ws/notes.md"), "TODO: one\n").unwrap();
+    let melody = cli.root.path().join("m.toml");
+    std::fs::write(
+        &melody,
+        "[[node]]\nid = \"work\"\ntarget = \"caret/text-tools\"\nop = \"stats\"\ninput = { path = \"missing.md\" }\n\n[[node.alternatives]]\ntarget = \"caret/text-tools\"\nop = \"stats\"\ninput = { path = \"notes.md\" }\n",
+    )
+    .unwrap();
+    let m = melody.to_str().unwrap();
+    for _ in 0..4 {
+        // The node as written fails; Maestro retries with the alternative, so every run succeeds.
+        let out = cli.run(&["--json", "melody", "run", m, "--mode", "maestro", "--seed", "3"]);
+        assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+        let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(run["mode"], "maestro");
+    }
+    // Each run's decisions and rewards are also a version in the artifact store, with the run
+    // that produced it.
+    let out = cli.run(&["--json", "artifacts", "log", "conductor/episodes/m"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions = log["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 4, "{log}");
+    assert!(versions.iter().all(|v| v["meta"]["kind"] == "training-data" && v["meta"]["produced_by"].as_str().is_some_and(|r| !r.is_empty())), "{log}");
+
+    let out = cli.run(&["--json", "conductor", "stats"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arm = |label: &str| stats.as_array().unwrap().iter().find(|r| r["arm"] == label).cloned().unwrap_or_default();
+    assert!(arm("caret/text-tools/stats (arm 1)")["mean_reward"].as_f64().unwrap() > 0.9, "{stats}");
+    let out = cli.run(&["conductor", "stats"]);
+    assert!(text(&out.stdout).contains("MEAN REWARD"), "{}", text(&out.stdout));
+
+    let out = cli.run(&["--json", "conductor", "train"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let trained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(trained["episodes"].as_u64().unwrap() >= 4, "{trained}");
+    let out = cli.run(&["--json", "conductor", "stats"]);
+    let retrained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(retrained.as_array().map(Vec::len), stats.as_array().map(Vec::len));
+
+    // A policy file that does not define `Policy` is refused, naming the file.
+    let bad = cli.root.path().join("bad.py");
+    std::fs::write(&bad, "x = 1\n").unwrap();
+    let out = cli.run(&["melody", "run", m, "--mode", "maestro", "--policy", bad.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("bad.py defines no class `Policy`"), "{}", text(&out.stderr));
+}

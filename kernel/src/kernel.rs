@@ -131,6 +131,21 @@ pub(crate) struct KernelInner {
     pub(crate) subscribers: Mutex<Vec<std::sync::mpsc::Sender<crate::swap::KernelEvent>>>,
     /// One swap at a time: an install and the install watcher may both ask for the same one.
     pub(crate) swapping: Mutex<()>,
+    /// Grants of principals that are not loaded carets (the Conductor), with the grants file's
+    /// identity they were read at: reading and parsing the file on every call cost ~2.5 µs.
+    principal_grants: RwLock<HashMap<String, StampedGrants>>,
+}
+
+/// What identifies one version of the grants file: it is replaced (temp + rename) on every
+/// change, so inode, modification time and length together change with it.
+type GrantsStamp = (u64, std::time::SystemTime, u64);
+/// A principal's grants and the grants file they were read from.
+type StampedGrants = (Option<GrantsStamp>, Arc<CapabilitySet>);
+
+fn grants_stamp(path: &std::path::Path) -> Option<GrantsStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
 /// The Symphony kernel. Cheap to clone; all clones share one state.
@@ -254,6 +269,7 @@ impl Kernel {
             self_ref: self_ref.clone(),
             subscribers: Mutex::new(Vec::new()),
             swapping: Mutex::new(()),
+            principal_grants: RwLock::default(),
         });
         Ok(Self { inner })
     }
@@ -597,7 +613,18 @@ fn principal_grants(inner: &KernelInner, principal: &Principal) -> Result<Option
     if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
         return Ok(Some(c.grants()));
     }
-    Ok(Some(Arc::new(grants_or_none(inner, id))))
+    // A stat per call keeps this exact across processes (a revoke elsewhere applies to the
+    // next call) without reading the file each time.
+    let stamp = grants_stamp(&inner.registry.layout().grants_file());
+    if let Some((seen, grants)) = inner.principal_grants.read().unwrap_or_else(|p| p.into_inner()).get(id)
+        && stamp.is_some()
+        && *seen == stamp
+    {
+        return Ok(Some(Arc::clone(grants)));
+    }
+    let grants = Arc::new(grants_or_none(inner, id));
+    inner.principal_grants.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), (stamp, Arc::clone(&grants)));
+    Ok(Some(grants))
 }
 
 /// The grants of a principal; when they cannot be read (a corrupt grants file) the kernel

@@ -321,7 +321,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     }
     // The developer-loop benchmark drives the release `symphony` binary next to `carets`.
     run(Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "-q", "-p", "symphony"]))?;
-    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag"), ("carets", "dev_loop"), ("symphony", "swap"), ("symphony", "rpc"), ("symphony-artifacts", "store")] {
+    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag"), ("carets", "dev_loop"), ("symphony", "swap"), ("symphony", "rpc"), ("symphony-artifacts", "store"), ("symphony-conductor", "conductor")] {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(root).args(["bench", "-q", "-p", package, "--bench", bench, "--"]).args(args);
         run(&mut cmd)?;

@@ -79,6 +79,12 @@ async fn call(ws: &mut Socket, id: u64, method: &str, params: Value) -> Value {
     }
 }
 
+/// A request without an id: the server runs it and sends nothing back, so no terminal output
+/// can be skipped while waiting for a reply.
+async fn notify(ws: &mut Socket, method: &str, params: Value) {
+    send(ws, &json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string()).await;
+}
+
 async fn invoke(ws: &mut Socket, id: u64, target: &str, op: &str, payload: Value) -> Value {
     call(ws, id, "invoke", json!({"target": target, "op": op, "payload": payload})).await
 }
@@ -275,14 +281,14 @@ async fn terminals_run_a_real_shell_resize_exit_and_close_with_their_client() {
     let id = opened["result"]["terminal"].as_u64().unwrap_or_else(|| panic!("{opened}"));
     let sub = call(&mut a, 2, "subscribe", json!({"topic": "terminal", "terminal": id})).await;
     assert!(sub["result"].is_u64(), "{sub}");
-    call(&mut a, 3, "invoke", term("write", json!({"terminal": id, "data": "echo sum-$((40+2)); stty size\n"}))).await;
+    notify(&mut a, "invoke", term("write", json!({"terminal": id, "data": "echo sum-$((40+2)); stty size\n"}))).await;
     let out = terminal_until(&mut a, "40 100").await;
     assert!(out.contains("sum-42"), "{out}");
     call(&mut a, 4, "invoke", term("resize", json!({"terminal": id, "cols": 120, "rows": 30}))).await;
-    call(&mut a, 5, "invoke", term("write", json!({"terminal": id, "data": "stty size\n"}))).await;
+    notify(&mut a, "invoke", term("write", json!({"terminal": id, "data": "stty size\n"}))).await;
     terminal_until(&mut a, "30 120").await;
     // A shell that exits ends cleanly: an exit event, then the terminal is gone.
-    call(&mut a, 6, "invoke", term("write", json!({"terminal": id, "data": "exit 3\n"}))).await;
+    notify(&mut a, "invoke", term("write", json!({"terminal": id, "data": "exit 3\n"}))).await;
     terminal_until(&mut a, "\u{0}exit").await;
     let gone = call(&mut a, 7, "invoke", term("write", json!({"terminal": id, "data": "x"}))).await;
     assert_eq!(gone["error"]["data"]["code"], "not-found", "{gone}");
@@ -402,7 +408,7 @@ async fn terminal_output_before_the_first_subscriber_is_not_lost() {
     call(&mut ws, 3, "subscribe", json!({"topic": "terminal", "terminal": id})).await;
     let out = terminal_until(&mut ws, "early-2").await;
     // Once: the backlog, then only new output.
-    call(&mut ws, 4, "invoke", term("write", json!({"terminal": id, "data": "echo late-$((2+2))\n"}))).await;
+    notify(&mut ws, "invoke", term("write", json!({"terminal": id, "data": "echo late-$((2+2))\n"}))).await;
     let later = terminal_until(&mut ws, "late-4").await;
     assert!(!later.contains("early-2"), "the backlog came twice: {out} / {later}");
 }
@@ -432,22 +438,26 @@ async fn a_melody_runs_from_a_client_with_progress_pushed() {
     let outside = invoke(&mut ws, 3, "pit/melodies", "run", json!({"path": "../loud.toml"})).await;
     assert_eq!(outside["error"]["data"]["code"], "denied", "{outside}");
 
-    let started = invoke(&mut ws, 4, "pit/melodies", "run", json!({"path": "loud.toml"})).await;
-    let job = started["result"]["job"].as_u64().unwrap_or_else(|| panic!("{started}"));
-    assert_eq!(started["result"]["nodes"], json!(["todos", "loud"]));
-    let mut kinds = Vec::new();
-    let finished = loop {
-        let event = next(&mut ws).await;
-        if event["params"]["topic"] != "melody.progress" {
-            continue;
+    // Progress may overtake the answer, so both are read from one stream.
+    let run = json!({"jsonrpc": "2.0", "id": 4, "method": "invoke", "params": {"target": "pit/melodies", "op": "run", "payload": {"path": "loud.toml"}}});
+    send(&mut ws, &run.to_string()).await;
+    let (mut started, mut finished, mut kinds) = (None, None, Vec::new());
+    while started.is_none() || finished.is_none() {
+        let message = next(&mut ws).await;
+        if message["id"] == 4 {
+            started = Some(message["result"].clone());
+        } else if message["params"]["topic"] == "melody.progress" {
+            let e = message["params"]["event"].clone();
+            if e["kind"] == "finished" {
+                finished = Some(e);
+            } else {
+                kinds.push(format!("{} {}", e["node"].as_str().unwrap(), e["kind"].as_str().unwrap()));
+            }
         }
-        let e = &event["params"]["event"];
-        assert_eq!(e["job"], job);
-        if e["kind"] == "finished" {
-            break e.clone();
-        }
-        kinds.push(format!("{} {}", e["node"].as_str().unwrap(), e["kind"].as_str().unwrap()));
-    };
+    }
+    let (started, finished) = (started.unwrap(), finished.unwrap());
+    assert_eq!(started["nodes"], json!(["todos", "loud"]), "{started}");
+    assert_eq!(finished["job"], started["job"]);
     assert_eq!(kinds, ["todos started", "todos done", "loud started", "loud done"]);
     assert_eq!(finished["ok"], true, "{finished}");
     let run_id = finished["run_id"].as_str().unwrap();

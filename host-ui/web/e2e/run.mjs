@@ -314,6 +314,20 @@ if (!bench) {
     check(notice.includes('bad.toml:') && notice.includes('nowhere'), `the problem is named with its place: ${notice}`);
   });
 
+  await test('motif panel: drawn from the motif, clicks go back to it', async (page) => {
+    await openIde(page);
+    await page.click('button[aria-label="Panels"]');
+    const panel = '.motif-panel[data-panel="aurora/todos"]';
+    await page.waitForSelector(`${panel} li`);
+    const heading = await page.textContent(`${panel} h2`);
+    check(/TODO \(\d+ open\)/.test(heading), `the motif's heading: ${heading}`);
+    const open = Number(heading.match(/\((\d+) open/)[1]);
+    await page.click(`${panel} li >> nth=0`);
+    await page.waitForSelector(`${panel} li.done`);
+    check((await page.textContent(`${panel} h2`)).includes(`(${open - 1} open)`), 'the motif counted the click');
+    await page.screenshot({ path: path.join(artifacts, 'panels.png') });
+  });
+
   await test('extensions: grant, call, revoke, denial', async (page) => {
     await openIde(page);
     await page.click('button[aria-label="Extensions"]');
@@ -324,6 +338,9 @@ if (!bench) {
     await answer(page, 'Revoke');
     await page.waitForSelector(`${cap} .grant-state.not-granted`);
     await page.fill('li[data-caret="text-tools"] input[aria-label=Op]', 'todos');
+    // The op list comes from the caret itself (`@describe`).
+    await page.waitForSelector('li[data-caret="text-tools"] .call-form small');
+    check((await page.textContent('li[data-caret="text-tools"] .call-form small')).includes('TODO'), 'the op is described');
     await page.click('li[data-caret="text-tools"] button[type=submit]');
     const denied = await page.locator('li[data-caret="text-tools"] .call-result.error').textContent();
     check(denied.includes('Denied') && denied.includes('fs.read:workspace'), `the denial names the capability: ${denied}`);

@@ -17,10 +17,11 @@ import { defaultSettings, type Settings, type SettingsSchema } from './settings'
 import { cssVariables, isLight, themeTokens, type Tokens } from './theme';
 import { Listeners } from './listeners';
 import { Runs } from './Runs';
+import { Panels } from './Panels';
 import { addRun, applyProgress, isMelody, type RunView } from './runs';
 import { Icon } from './icons';
 
-type View = 'explorer' | 'extensions' | 'settings';
+type View = 'explorer' | 'extensions' | 'panels' | 'settings';
 type Notice = { id: number; kind: 'error' | 'info'; text: string };
 type FileText = { text: string; mtime_ms: number; size: number };
 
@@ -298,6 +299,7 @@ export function App({ rpc }: { rpc: Rpc }) {
           [
             ['explorer', 'files', 'Explorer'],
             ['extensions', 'extensions', 'Extensions'],
+            ['panels', 'panels', 'Panels'],
             ['settings', 'settings', 'Settings'],
           ] as const
         ).map(([v, icon, label]) => (
@@ -315,6 +317,7 @@ export function App({ rpc }: { rpc: Rpc }) {
           <Explorer rpc={rpc} ask={ask} onFileChanges={fileChanges.listen} openFile={(p) => void openFile(p)} moved={moved} report={report} active={tabs.active} />
         </div>
         {view === 'extensions' && <Extensions rpc={rpc} ask={ask} report={report} onCaretEvents={caretEvents.listen} />}
+        {view === 'panels' && <Panels rpc={rpc} onCaretEvents={caretEvents.listen} />}
         {view === 'settings' && <SettingsView rpc={rpc} schema={schema} settings={settings} motifs={motifs} />}
       </aside>
       <main className="main">

@@ -128,6 +128,15 @@ export function Extensions({ rpc, ask, report, onCaretEvents }: Props) {
 /** Calls one op of a caret and shows the answer, or the kernel's error (a denial names the capability). */
 function CallForm({ rpc, id }: { rpc: Rpc; id: string }) {
   const [op, setOp] = useState('');
+  const [ops, setOps] = useState<Array<{ name: string; description: string }>>([]);
+  // The caret's own list of ops, when it describes itself.
+  useEffect(() => {
+    rpc.invoke<unknown>(`caret/${id}`, '@describe', '').then(
+      (d) => Array.isArray(d) && setOps(d.filter((o) => typeof o?.name === 'string')),
+      () => {},
+    );
+  }, [rpc, id]);
+  const described = ops.find((o) => o.name === op.trim());
   const [payload, setPayload] = useState('');
   const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -158,7 +167,15 @@ function CallForm({ rpc, id }: { rpc: Rpc; id: string }) {
       }}
     >
       <h4>Call</h4>
-      <input aria-label="Op" placeholder="op, e.g. todos" value={op} onChange={(e) => setOp(e.target.value)} />
+      <input aria-label="Op" placeholder={ops.length ? `op: ${ops.map((o) => o.name).join(', ')}` : 'op'} list={`ops-${id}`} value={op} onChange={(e) => setOp(e.target.value)} />
+      <datalist id={`ops-${id}`}>
+        {ops.map((o) => (
+          <option key={o.name} value={o.name}>
+            {o.description}
+          </option>
+        ))}
+      </datalist>
+      {described && <small className="muted">{described.description}</small>}
       <textarea aria-label="Payload" placeholder="payload (JSON or text)" rows={2} value={payload} onChange={(e) => setPayload(e.target.value)} />
       <button className="primary" type="submit" disabled={busy || !op.trim()}>
         {busy ? 'Calling…' : 'Call'}

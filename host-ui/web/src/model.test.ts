@@ -190,3 +190,33 @@ describe('melody runs', () => {
     expect(isMelody('a.md', '[[node]]')).toBe(false);
   });
 });
+
+describe('motif panels (vdom)', () => {
+  it('builds a tree of allowed tags with events and escapes nothing it should not', async () => {
+    const { buildTree } = await import('./vdom');
+    const t = buildTree([
+      { tag: 'section', attrs: { class: 'aurora-todos' }, children: [1, 3] },
+      { tag: 'h2', attrs: {}, children: [2] },
+      { tag: '#text', text: '<b>2 open</b>' },
+      { tag: 'li', attrs: { 'on:click': 'toggle', class: 'done"><script>', style: 'x', onclick: 'evil()' }, key: 'a:1', children: [] },
+    ]);
+    expect(t).toEqual({
+      kind: 'element', index: 0, tag: 'section', key: '0', className: 'aurora-todos', title: undefined, events: [],
+      children: [
+        { kind: 'element', index: 1, tag: 'h2', key: '1', className: undefined, title: undefined, events: [], children: [{ kind: 'text', text: '<b>2 open</b>' }] },
+        { kind: 'element', index: 3, tag: 'li', key: 'a:1', className: 'donescript', title: undefined, events: ['click'], children: [] },
+      ],
+    });
+  });
+  it.each([
+    [[], 'no nodes'],
+    [[{ tag: 'script', children: [] }], '<script> is not allowed'],
+    [[{ tag: 'div', children: [0] }], 'must come after'],
+    [[{ tag: 'div', children: [1, 1] }, { tag: 'p' }], 'appears twice'],
+    [[{ tag: 'div', children: [5] }], 'node 5 does not exist'],
+    ['nonsense', 'no nodes'],
+  ])('refuses %j, naming the node', async (nodes, why) => {
+    const { buildTree } = await import('./vdom');
+    expect(buildTree(nodes)).toContain(why);
+  });
+});
