@@ -86,20 +86,36 @@ result = {"upper": symphony.invoke("caret/text-tools", "upper", "hi"), "todos": 
     assert_eq!(python::run(&kernel, "import symphony\nresult = symphony.invoke('caret/text-tools', 'upper', 'ok')", "after.py").unwrap(), "OK");
 }
 
+/// Tells the test thread that the Python program has subscribed.
+struct Ready(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+
+impl symphony_kernel::Service for Ready {
+    fn name(&self) -> &str {
+        "ready"
+    }
+    fn call(&self, _: &symphony_kernel::Principal, _: &str, _: &str) -> Result<String, symphony_kernel::CallError> {
+        let _ = self.0.lock().unwrap().send(());
+        Ok("ok".to_owned())
+    }
+}
+
 #[test]
 fn python_receives_kernel_events_through_a_subscription() {
     let root = tempfile::tempdir().unwrap();
     let kernel = kernel(root.path());
     kernel.invoke(&symphony_kernel::Principal::User, "caret/tally", "@describe", "").unwrap();
-    // The swap happens on another thread while Python waits on its subscription.
+    let (ready, subscribed) = std::sync::mpsc::channel();
+    kernel.register_service(std::sync::Arc::new(Ready(std::sync::Mutex::new(ready))));
+    kernel.grant_conductor(&["pit.ready".parse().unwrap()], "test").unwrap();
+    // The swap happens on another thread once Python is listening.
     let swapper = {
         let kernel = kernel.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
+            subscribed.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
             kernel.reload("tally").unwrap();
         })
     };
-    let program = "import symphony\nsub = symphony.subscribe()\nevent = sub.next(timeout=30)\nresult = {'event': event, 'quiet': sub.next(timeout=0.05)}\n";
+    let program = "import symphony\nsub = symphony.subscribe()\nsymphony.invoke('pit/ready', 'go')\nevent = sub.next(timeout=30)\nresult = {'event': event, 'quiet': sub.next(timeout=0.05)}\n";
     let got = python::run(&kernel, program, "events.py").unwrap();
     swapper.join().unwrap();
     assert_eq!(got["quiet"], serde_json::Value::Null, "{got}");

@@ -1,6 +1,7 @@
 //! `pit/artifacts`: the artifact store through the proxy, so carets (with `pit.artifacts.<op>`
 //! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text, meta?}`,
-//! `get {spec}` (`name`, `name@N` or a blob hash), `log {name}`, `verify`. The store lives in
+//! `get {spec}` (`name`, `name@N` or a blob hash), `log {name}`, `search {query, limit?}`
+//! (ranked, with snippets), `verify`. The store lives in
 //! `<home>/artifacts` and is opened on first use, so only a process that uses it holds its
 //! write lock; a second one is told which process has it.
 
@@ -43,11 +44,25 @@ struct Name {
     name: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    query: String,
+    #[serde(default = "ten")]
+    limit: usize,
+}
+
+fn ten() -> usize {
+    10
+}
+
 fn call_error(e: ArtifactError) -> CallError {
     let code = match &e {
         ArtifactError::NotFound(_) | ArtifactError::NoVersion { .. } => ErrorCode::NotFound,
         ArtifactError::BadName(_) => ErrorCode::InvalidInput,
         ArtifactError::Locked { .. } => ErrorCode::Busy,
+        ArtifactError::Search(symphony_artifacts::SearchError::Query { .. }) => ErrorCode::InvalidInput,
+        ArtifactError::Search(_) => ErrorCode::Failed,
         ArtifactError::Store(symphony_artifacts::StoreError::NotFound(_)) => ErrorCode::NotFound,
         ArtifactError::Store(symphony_artifacts::StoreError::BadId(_)) => ErrorCode::InvalidInput,
         ArtifactError::Store(_) => ErrorCode::Failed,
@@ -96,7 +111,12 @@ impl Service for ArtifactsService {
                 let problems = store.blobs().verify().map_err(|e| call_error(e.into()))?;
                 json(serde_json::json!({ "ok": problems.is_empty(), "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>() }))
             }
-            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, verify"))),
+            "search" => {
+                let Search { query, limit } = parse(op, payload)?;
+                let hits = store.search(&query, limit.min(1000)).map_err(call_error)?;
+                json(serde_json::json!({ "query": query, "hits": hits }))
+            }
+            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, search, verify"))),
         }
     }
 }

@@ -212,6 +212,13 @@ pub enum ArtifactsCommand {
     Get { spec: String },
     /// The versions of NAME.
     Log { name: String },
+    /// Full-text search over the latest version of every artifact (content, name, kind, tags),
+    /// ranked, with snippets: `symphony artifacts search 'inventory AND kind:code'`.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Check every stored chunk against its hash.
     Verify,
 }
@@ -340,6 +347,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 ArtifactsCommand::Get { spec } => ("get", serde_json::json!({ "spec": spec })),
                 ArtifactsCommand::Log { name } => ("log", serde_json::json!({ "name": name })),
+                ArtifactsCommand::Search { query, limit } => ("search", serde_json::json!({ "query": query, "limit": limit })),
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
             };
             let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
@@ -357,6 +365,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 (ArtifactsCommand::Log { .. }, false) => {
                     for v in value["versions"].as_array().into_iter().flatten() {
                         println!("{}@{}  {}  {} bytes  by {}  parent {}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default(), v["parent"]);
+                    }
+                }
+                (ArtifactsCommand::Search { .. }, false) => {
+                    let hits = value["hits"].as_array().cloned().unwrap_or_default();
+                    if hits.is_empty() {
+                        println!("no match");
+                    }
+                    for h in hits {
+                        let quality = h["quality"].as_f64().map_or_else(String::new, |q| format!("  quality {q:.2}"));
+                        println!("{}@{}  {}  score {:.2}{quality}", h["name"].as_str().unwrap_or_default(), h["version"], h["kind"].as_str().unwrap_or_default(), h["score"].as_f64().unwrap_or_default());
+                        println!("    {}", h["snippet"].as_str().unwrap_or_default());
                     }
                 }
                 (ArtifactsCommand::Verify, false) => {

@@ -327,6 +327,15 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     assert!(log.contains("reports/weekly@1") && log.contains("reports/weekly@2") && log.contains("parent 1") && log.contains("by user"), "{log}");
     let out = cli.run(&["artifacts", "get", "reports/weekly@7"]);
     assert_eq!(code(&out), 4, "{}", text(&out.stderr));
+    // Each put ran in a process of its own that has since exited: the index kept them.
+    let found = text(&cli.run(&["artifacts", "search", "more"]).stdout);
+    assert!(found.starts_with("reports/weekly@2") && found.contains("«more»"), "{found}");
+    let out = cli.run(&["--json", "artifacts", "search", "kind:report"]);
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hits["hits"].as_array().map(Vec::len), Some(0), "the latest version has no kind: {hits}");
+    let out = cli.run(&["artifacts", "search", "kind:("]);
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("kind:("), "{}", text(&out.stderr));
     assert_eq!(code(&cli.run(&["artifacts", "verify"])), 0);
 
     // A flipped byte in a stored chunk: verify names it and fails; get refuses the bytes.

@@ -33,8 +33,88 @@ fn sources(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// Up to `n` real text files (≤ 64 KiB) from the cargo registry's unpacked crate sources.
+fn registry_texts(n: usize) -> Vec<(String, String)> {
+    let home = std::env::var_os("CARGO_HOME").map_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"), std::path::PathBuf::from);
+    let mut out = Vec::new();
+    let mut stack = vec![home.join("registry").join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if out.len() >= n {
+                return out;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if entry.metadata().is_ok_and(|m| m.len() <= 64 << 10)
+                && let Ok(text) = std::fs::read_to_string(&path)
+            {
+                out.push((path.to_string_lossy().into_owned(), text));
+            }
+        }
+    }
+    out
+}
+
+/// Search at 100k artifacts: the tantivy index alone, filled with real files, then queried
+/// with words taken from them; and how long a put takes to become searchable.
+fn search_bench() {
+    use symphony_artifacts::SearchIndex;
+    println!("== artifact search (tantivy) ==");
+    // The registry has fewer small text files than 100k here: they are indexed again under
+    // other names until there are 100k artifacts.
+    let files = registry_texts(100_000);
+    let docs: Vec<(String, &String)> = (0..100_000).map(|i| (format!("copy{}/{}", i / files.len(), files[i % files.len()].0), &files[i % files.len()].1)).collect();
+    let bytes: usize = docs.iter().map(|(_, t)| t.len()).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = SearchIndex::open(&dir.path().join("index")).unwrap();
+    let t0 = Instant::now();
+    for (i, (name, text)) in docs.iter().enumerate() {
+        let kind = if name.ends_with(".rs") { "code" } else { "text" };
+        index.put(name, 1, kind, &[], Some(0.5), Some(text)).unwrap();
+        if i % 20_000 == 19_999 {
+            index.commit().unwrap();
+        }
+    }
+    index.commit().unwrap();
+    let took = t0.elapsed();
+    println!("indexed {} artifacts ({} distinct real files, {:.0} MB) in {:.1} s: {:.1} MB/s", docs.len(), files.len(), bytes as f64 / 1e6, took.as_secs_f64(), bytes as f64 / 1e6 / took.as_secs_f64());
+    // Queries: single words and two-word conjunctions drawn from the corpus.
+    let words: Vec<String> = docs
+        .iter()
+        .step_by(97)
+        .flat_map(|(_, t)| t.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| w.len() >= 5).take(2).map(str::to_lowercase).collect::<Vec<_>>())
+        .collect();
+    let mut times = Vec::new();
+    for i in 0..1000 {
+        let q = if i % 2 == 0 { words[i % words.len()].clone() } else { format!("{} AND {}", words[i % words.len()], words[(i * 7 + 3) % words.len()]) };
+        let t = Instant::now();
+        let _ = index.search(&q, 10).unwrap();
+        times.push(t.elapsed());
+    }
+    let (p50, p99) = (percentile(&mut times.clone(), 0.5), percentile(&mut times, 0.99));
+    report(&format!("search at {}k artifacts, top 10 + snippets, p50", docs.len() / 1000), us(p50), "limit (for p99) 10 ms", us(Duration::from_millis(10)), 10e-3 / p50.as_secs_f64());
+    report(&format!("search at {}k artifacts, p99", docs.len() / 1000), us(p99), "limit 10 ms", us(Duration::from_millis(10)), 10e-3 / p99.as_secs_f64());
+    // Near-real-time: put, then poll until it is found (no explicit commit).
+    let mut visible = Vec::new();
+    for i in 0..20 {
+        let word = format!("nrtprobe{i}x");
+        let t = Instant::now();
+        index.put(&format!("probe/{i}"), 1, "text", &[], None, Some(&word)).unwrap();
+        while index.search(&word, 1).unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        visible.push(t.elapsed());
+    }
+    let nrt = percentile(&mut visible, 0.99);
+    report("put → searchable (no explicit commit), p99 of 20", us(nrt), "limit 200 ms", us(Duration::from_millis(200)), 0.2 / nrt.as_secs_f64());
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if filter.is_empty() || filter.iter().any(|f| "artifacts search".contains(f.as_str())) {
+        search_bench();
+    }
     if !filter.is_empty() && !filter.iter().any(|f| "artifacts store blob".contains(f.as_str())) {
         return;
     }

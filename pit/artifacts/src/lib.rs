@@ -7,10 +7,16 @@
 //!
 //! Second layer: named artifacts with versions (each pointing at a blob and its parent),
 //! metadata and lineage, in append-only per-name histories; one writing process at a time.
-//! Search, quality scores, tiers and the proxy service build on these.
+//! Every version carries a quality score with its factors (`quality.rs`); the latest version
+//! of every name is in a tantivy full-text index (`search.rs`), near-real-time and rebuildable
+//! from the store. Tiers and the proxy service build on these.
 
 mod blobs;
 mod names;
+pub mod quality;
+pub mod search;
 
 pub use blobs::{BlobId, BlobStore, PutReport, StoreError};
 pub use names::{ArtifactError, ArtifactStore, Meta, Version};
+pub use quality::Quality;
+pub use search::{Hit, SearchError, SearchIndex, COMMIT_EVERY};

@@ -5,6 +5,8 @@
 //! time: opening it for writing takes an exclusive lock and a second writer is refused.
 
 use crate::blobs::{BlobId, BlobStore, StoreError};
+use crate::quality::{assess, Quality};
+use crate::search::{Hit, SearchError, SearchIndex};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ pub struct Meta {
 }
 
 /// One version of a named artifact.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Version {
     pub name: String,
     /// 1, 2, 3 … per name.
@@ -43,7 +45,14 @@ pub struct Version {
     /// RFC 3339, UTC.
     pub created_at: String,
     pub meta: Meta,
+    /// The score and its factors (absent for versions stored before scores existed, and for
+    /// blobs larger than `SCORED_UP_TO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
 }
+
+/// Larger artifacts are stored without a quality score (scoring reads them as text).
+const SCORED_UP_TO: usize = 16 << 20;
 
 /// Errors of the named layer.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +67,8 @@ pub enum ArtifactError {
     NoVersion { name: String, version: u64, latest: u64 },
     #[error("the store at {path} is open for writing by another process (pid in {path}/lock); close it first")]
     Locked { path: PathBuf },
+    #[error(transparent)]
+    Search(#[from] SearchError),
 }
 
 /// Named, versioned artifacts over a blob store.
@@ -68,6 +79,7 @@ pub struct ArtifactStore {
     /// Held for the store's life: the exclusive write lock.
     _lock: std::fs::File,
     appending: Mutex<()>,
+    search: SearchIndex,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -97,7 +109,62 @@ impl ArtifactStore {
         }
         lock.set_len(0).and_then(|()| write!(lock, "{}", std::process::id())).map_err(io)?;
         std::fs::create_dir_all(root.join("names")).map_err(|e| ArtifactError::Store(StoreError::Io { path: root.join("names"), source: e }))?;
-        Ok(Self { blobs, root, _lock: lock, appending: Mutex::new(()) })
+        let (search, fresh) = SearchIndex::open(&root.join("index"))?;
+        let store = Self { blobs, root, _lock: lock, appending: Mutex::new(()), search };
+        // A new or replaced index, or one that missed names (a crash before its commit), is
+        // rebuilt from the store.
+        if fresh || store.indexed() != store.names()?.len() as u64 {
+            store.rebuild_index()?;
+        }
+        Ok(store)
+    }
+
+    /// Every name in the store.
+    pub fn names(&self) -> Result<Vec<String>, ArtifactError> {
+        let dir = self.root.join("names");
+        let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::Io { path: dir.clone(), source: e })?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".jsonl")).map(|n| n.replace("%2F", "/")))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Rebuilds the search index from the names and blobs (it is derived data); returns how
+    /// many names were indexed. A blob that cannot be read is indexed by name only.
+    pub fn rebuild_index(&self) -> Result<usize, ArtifactError> {
+        self.search.clear()?;
+        let names = self.names()?;
+        for name in &names {
+            let Ok((versions, _)) = self.log(name) else { continue };
+            let Some(latest) = versions.last() else { continue };
+            let bytes = self.blobs.get(&latest.blob).ok();
+            self.index(latest, bytes.as_deref())?;
+        }
+        self.search.commit()?;
+        Ok(names.len())
+    }
+
+    fn index(&self, v: &Version, bytes: Option<&[u8]>) -> Result<(), ArtifactError> {
+        let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
+        let quality = v.quality.as_ref().map(|q| q.score);
+        Ok(self.search.put(&v.name, v.version, &v.meta.kind, &v.meta.tags, quality, text)?)
+    }
+
+    /// The best `limit` matches of `query` among the latest versions, with snippets.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, ArtifactError> {
+        Ok(self.search.search(query, limit)?)
+    }
+
+    /// Makes every put so far searchable now (the index commits on its own within ~100 ms).
+    pub fn commit_index(&self) -> Result<(), ArtifactError> {
+        Ok(self.search.commit()?)
+    }
+
+    /// How many names are searchable now.
+    pub fn indexed(&self) -> u64 {
+        self.search.len()
     }
 
     fn history_path(&self, name: &str) -> PathBuf {
@@ -144,6 +211,7 @@ impl ArtifactStore {
             len: stored.len,
             parent: latest,
             created_at: now_rfc3339(),
+            quality: (bytes.len() <= SCORED_UP_TO).then(|| assess(name, &meta.kind, &meta.mime, bytes)),
             meta,
         };
         let path = self.history_path(name);
@@ -166,6 +234,11 @@ impl ArtifactStore {
             f.sync_all()
         };
         append().map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
+        // Stored first, then indexed: a crash between the two leaves a store whose index is
+        // rebuilt, never an index entry for something not stored.
+        if let Err(e) = self.index(&version, Some(bytes)) {
+            tracing::warn!(name, "stored but not indexed: {e}");
+        }
         Ok(version)
     }
 

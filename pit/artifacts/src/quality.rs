@@ -1,0 +1,296 @@
+//! An artifact's quality score: a number in [0, 1] and the factors it is made of, each with
+//! its value, weight and what it measured — stored with every version, so the Conductor can
+//! learn from the factors and not only the total. The score is the weighted mean of the factors.
+//!
+//! What is measured depends on the artifact's class (from a JSON/TOML `meta.mime`, else
+//! `meta.kind`, else the name's extension, else a look at the bytes):
+//!
+//! | class | factor (weight) | 1.0 when | 0.0 when |
+//! | --- | --- | --- | --- |
+//! | code | `balanced` (3) | every `()[]{}` outside strings and comments closes | they do not |
+//! | code | `size` (1) | 10–2,000 lines | empty, or far past 2,000 (tapers to 0 at 20,000) |
+//! | code | `todo_density` (1) | no TODO/FIXME/XXX | ≥ 5 per 100 lines |
+//! | code | `tests` (2) | test markers present (`#[test]`, `def test_`, `it(`/`test(`, `@Test`) | none |
+//! | code | `comments` (1) | 5–40 % of lines are comments | none, or all |
+//! | text | `structure` (2) | headings, paragraphs and lists (each a third) | a single block |
+//! | text | `length` (1) | 50–5,000 words | empty (tapers outside the range) |
+//! | text | `sentences` (1) | mean sentence 8–30 words | much shorter or longer |
+//! | data | `parses` (3) | JSON or TOML that parses | it does not |
+//! | data | `size` (1) | non-empty, ≤ 10 MB | empty |
+//! | binary | `size` (1) | non-empty | empty |
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    pub name: String,
+    /// In [0, 1].
+    pub value: f64,
+    pub weight: f64,
+    /// What was measured, e.g. `3 TODOs in 120 lines`.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// In [0, 1]: the weighted mean of the factors.
+    pub score: f64,
+    /// `code`, `text`, `data` or `binary`.
+    pub class: String,
+    pub factors: Vec<Factor>,
+}
+
+const CODE: &[&str] = &["rs", "py", "ts", "tsx", "js", "jsx", "mjs", "go", "c", "h", "cc", "cpp", "hpp", "java", "kt", "swift", "rb", "sh", "cs", "scala", "zig", "lua"];
+const TEXT: &[&str] = &["md", "markdown", "txt", "rst", "adoc", "org"];
+const DATA: &[&str] = &["json", "toml", "jsonl", "ndjson"];
+
+/// Which class an artifact is assessed as: by kind, then mime type, then name, then bytes.
+pub fn class_of(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> &'static str {
+    if mime.contains("json") || mime.contains("toml") {
+        return "data";
+    }
+    match kind {
+        "code" => return "code",
+        "text" | "report" | "doc" => return "text",
+        "data" | "json" | "config" => return "data",
+        _ => {}
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    if CODE.contains(&ext.as_str()) {
+        "code"
+    } else if TEXT.contains(&ext.as_str()) {
+        "text"
+    } else if DATA.contains(&ext.as_str()) {
+        "data"
+    } else if std::str::from_utf8(bytes).is_ok() {
+        "text"
+    } else {
+        "binary"
+    }
+}
+
+fn factor(name: &str, value: f64, weight: f64, detail: String) -> Factor {
+    Factor { name: name.to_owned(), value: value.clamp(0.0, 1.0), weight, detail }
+}
+
+/// 1 inside `[lo, hi]`, falling linearly to 0 at `zero_below` and `zero_above`.
+fn band(x: f64, zero_below: f64, lo: f64, hi: f64, zero_above: f64) -> f64 {
+    if x < lo {
+        if lo <= zero_below { 0.0 } else { ((x - zero_below) / (lo - zero_below)).clamp(0.0, 1.0) }
+    } else if x > hi {
+        ((zero_above - x) / (zero_above - hi)).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+/// Whether brackets balance, skipping string literals and `//`, `#` and `/* */` comments.
+fn brackets_balance(text: &str) -> Result<(), String> {
+    let mut stack = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1;
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '\'' => {
+                // A character literal (`'x'`, `'\n'`, `'\u{1F600}'`), not a lifetime (`'a`).
+                let rest: String = chars.clone().take(12).collect();
+                let end = if let Some(escaped) = rest.strip_prefix('\\') { escaped.find('\'').map(|i| i + 1) } else { rest.char_indices().nth(1).filter(|(_, d)| *d == '\'').map(|(i, _)| i) };
+                if let Some(end) = end {
+                    for _ in 0..=rest[..end].chars().count() {
+                        chars.next();
+                    }
+                }
+            }
+            '"' | '`' => {
+                // Only a literal closed on the same line counts as a string.
+                let rest: String = chars.clone().take_while(|&d| d != '\n').collect();
+                if let Some(end) = rest.find(c) {
+                    for _ in 0..=rest[..end].chars().count() {
+                        chars.next();
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                while chars.peek().is_some_and(|&d| d != '\n') {
+                    chars.next();
+                }
+            }
+            '#' if chars.peek().is_some_and(|&d| d == ' ' || d == '!') => {
+                while chars.peek().is_some_and(|&d| d != '\n') {
+                    chars.next();
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        line += 1;
+                    }
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '(' | '[' | '{' => stack.push((c, line)),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                match stack.pop() {
+                    Some((open, _)) if open == want => {}
+                    Some((open, at)) => return Err(format!("`{c}` on line {line} closes `{open}` from line {at}")),
+                    None => return Err(format!("`{c}` on line {line} closes nothing")),
+                }
+            }
+            _ => {}
+        }
+    }
+    match stack.pop() {
+        None => Ok(()),
+        Some((open, at)) => Err(format!("`{open}` from line {at} is never closed")),
+    }
+}
+
+fn assess_code(text: &str) -> Vec<Factor> {
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len().max(1) as f64;
+    let balanced = match brackets_balance(text) {
+        Ok(()) => factor("balanced", 1.0, 3.0, "every bracket closes".to_owned()),
+        Err(why) => factor("balanced", 0.0, 3.0, why),
+    };
+    let todos = lines.iter().filter(|l| ["TODO", "FIXME", "XXX"].iter().any(|m| l.contains(m))).count();
+    let per_100 = todos as f64 * 100.0 / n;
+    let test_markers = ["#[test]", "#[cfg(test)]", "def test_", "it(", "test(", "describe(", "@Test", "func Test"];
+    let has_tests = test_markers.iter().any(|m| text.contains(m));
+    let comments = lines
+        .iter()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("//") || t.starts_with('#') || t.starts_with("/*") || t.starts_with('*') || t.starts_with("--")
+        })
+        .count();
+    let ratio = comments as f64 / n;
+    vec![
+        balanced,
+        factor("size", band(lines.len() as f64, 0.0, 10.0, 2000.0, 20000.0), 1.0, format!("{} lines", lines.len())),
+        factor("todo_density", 1.0 - per_100 / 5.0, 1.0, format!("{todos} TODO/FIXME/XXX in {} lines", lines.len())),
+        factor("tests", if has_tests { 1.0 } else { 0.0 }, 2.0, if has_tests { "test markers present" } else { "no tests" }.to_owned()),
+        factor("comments", band(ratio, 0.0, 0.05, 0.40, 1.0), 1.0, format!("{:.0} % comment lines", ratio * 100.0)),
+    ]
+}
+
+fn assess_text(text: &str) -> Vec<Factor> {
+    let lines: Vec<&str> = text.lines().collect();
+    let headings = lines.iter().any(|l| l.starts_with('#') || l.starts_with("==") || l.starts_with("--"));
+    let lists = lines.iter().any(|l| {
+        let t = l.trim_start();
+        t.starts_with("- ") || t.starts_with("* ") || t.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    });
+    let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+    let structure = [headings, lists, paragraphs >= 2].iter().filter(|b| **b).count() as f64 / 3.0;
+    let words = text.split_whitespace().count();
+    let sentences = text.split(['.', '!', '?']).filter(|s| s.split_whitespace().count() > 0).count().max(1);
+    let mean = words as f64 / sentences as f64;
+    vec![
+        factor(
+            "structure",
+            structure,
+            2.0,
+            format!("{}headings, {}lists, {paragraphs} paragraphs", if headings { "" } else { "no " }, if lists { "" } else { "no " }),
+        ),
+        factor("length", band(words as f64, 0.0, 50.0, 5000.0, 50000.0), 1.0, format!("{words} words")),
+        factor("sentences", band(mean, 2.0, 8.0, 30.0, 80.0), 1.0, format!("{mean:.1} words per sentence")),
+    ]
+}
+
+fn assess_data(name: &str, mime: &str, text: &str) -> Vec<Factor> {
+    let parses = if name.ends_with(".toml") || mime.contains("toml") {
+        toml::from_str::<toml::Value>(text).map(|_| ()).map_err(|e| e.message().to_owned())
+    } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || mime.contains("ndjson") {
+        text.lines().filter(|l| !l.trim().is_empty()).enumerate().try_for_each(|(i, l)| {
+            serde_json::from_str::<serde_json::Value>(l).map(|_| ()).map_err(|e| format!("line {}: {e}", i + 1))
+        })
+    } else {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map(|_| ())
+            .or_else(|json| toml::from_str::<toml::Value>(text).map(|_| ()).map_err(|_| json.to_string()))
+    };
+    vec![
+        match parses {
+            Ok(()) => factor("parses", 1.0, 3.0, "parses".to_owned()),
+            Err(why) => factor("parses", 0.0, 3.0, why),
+        },
+        factor("size", if text.is_empty() || text.len() > 10 << 20 { 0.0 } else { 1.0 }, 1.0, format!("{} bytes", text.len())),
+    ]
+}
+
+/// Scores an artifact's bytes.
+pub fn assess(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> Quality {
+    let class = class_of(name, kind, mime, bytes);
+    let factors = match (class, std::str::from_utf8(bytes)) {
+        ("code", Ok(text)) => assess_code(text),
+        ("text", Ok(text)) => assess_text(text),
+        ("data", Ok(text)) => assess_data(name, mime, text),
+        _ => vec![factor("size", if bytes.is_empty() { 0.0 } else { 1.0 }, 1.0, format!("{} bytes", bytes.len()))],
+    };
+    let weight: f64 = factors.iter().map(|f| f.weight).sum();
+    let score = if weight > 0.0 { factors.iter().map(|f| f.value * f.weight).sum::<f64>() / weight } else { 0.0 };
+    Quality { score: (score * 1000.0).round() / 1000.0, class: if std::str::from_utf8(bytes).is_err() { "binary" } else { class }.to_owned(), factors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(q: &Quality, name: &str) -> f64 {
+        q.factors.iter().find(|f| f.name == name).map_or(f64::NAN, |f| f.value)
+    }
+
+    #[test]
+    fn brackets_outside_strings_and_comments() {
+        for ok in ["fn a() { let s = \"(\"; }", "// ) in a comment\nfn b() {}", "/* { */ x[0]", "let c = '}';", "fn f<'a>(x: &'a str) {}"] {
+            assert_eq!(brackets_balance(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [("fn a() {", "never closed"), ("x)", "closes nothing"), ("(]", "closes `(`")] {
+            assert!(brackets_balance(bad).is_err_and(|e| e.contains(why)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn code_is_scored_by_its_factors() {
+        let good = "//! A counter.\n\n/// Adds one.\npub fn inc(x: u32) -> u32 {\n    x + 1\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n        assert_eq!(super::inc(1), 2);\n    }\n}\n";
+        let q = assess("src/lib.rs", "", "", good.as_bytes());
+        assert_eq!(q.class, "code");
+        assert_eq!((value(&q, "balanced"), value(&q, "tests"), value(&q, "todo_density")), (1.0, 1.0, 1.0));
+        let bad = "fn broken( {\n// TODO one\n// FIXME two\n";
+        let b = assess("x.rs", "", "", bad.as_bytes());
+        assert_eq!((value(&b, "balanced"), value(&b, "tests")), (0.0, 0.0));
+        assert!(value(&b, "todo_density") < 0.01);
+        assert!(q.score > 0.9 && b.score < 0.4, "{} {}", q.score, b.score);
+    }
+
+    #[test]
+    fn text_data_and_binary() {
+        let doc = "# Guide\n\nThis guide shows how the store keeps every version of a file. It is short.\n\n- first point\n- second point\n\nAnother paragraph follows here with a few more words in it.\n";
+        let t = assess("guide.md", "", "", doc.as_bytes());
+        assert_eq!(t.class, "text");
+        assert_eq!(value(&t, "structure"), 1.0);
+        let flat = assess("note", "text", "", b"hi");
+        assert!(flat.score < t.score);
+        assert_eq!(value(&assess("a.json", "", "", b"{\"a\": 1}"), "parses"), 1.0);
+        let broken = assess("a.json", "", "", b"{\"a\": ");
+        assert_eq!(value(&broken, "parses"), 0.0);
+        assert!(broken.factors[0].detail.contains("EOF"), "{:?}", broken.factors);
+        assert_eq!(value(&assess("Cargo.toml", "", "", b"[package]\nname = \"x\"\n"), "parses"), 1.0);
+        let bin = assess("img.png", "", "", &[0xff, 0xd8, 0x00, 0x9f]);
+        assert_eq!((bin.class.as_str(), bin.score), ("binary", 1.0));
+        assert_eq!(assess("empty.bin", "", "", &[]).score, 0.0);
+        let episodes = assess("conductor/episodes/m", "training-data", "application/x-ndjson", b"{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!((episodes.class.as_str(), value(&episodes, "parses")), ("data", 1.0));
+    }
+}

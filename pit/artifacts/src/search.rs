@@ -1,0 +1,251 @@
+//! Full-text search over the latest version of every artifact (tantivy): its content, name,
+//! kind and tags, ranked by BM25, with a snippet of the content around the matches.
+//!
+//! Near-real-time: a put is indexed at once and a committer thread commits (and reloads the
+//! searcher) within `COMMIT_EVERY` of it, so a put is searchable within ~that bound. The
+//! index is derived data: if it is missing or does not open, the store deletes it and rebuilds
+//! it from the names and blobs (`ArtifactStore::rebuild_index`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{Field, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// How long a put may wait to become searchable.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// Content beyond this is not indexed (nor kept for snippets).
+const MAX_INDEXED: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("the search index at {path}: {reason}")]
+    Index { path: PathBuf, reason: String },
+    #[error("the query `{query}`: {reason}")]
+    Query { query: String, reason: String },
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Hit {
+    pub name: String,
+    pub version: u64,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub quality: Option<f64>,
+    pub score: f32,
+    /// Content around the best matches, the matched words in `«»`.
+    pub snippet: String,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    name: Field,
+    name_key: Field,
+    kind: Field,
+    tags: Field,
+    content: Field,
+    version: Field,
+    quality: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        name: b.add_text_field("name", TEXT | STORED),
+        name_key: b.add_text_field("name_key", STRING),
+        kind: b.add_text_field("kind", STRING | STORED),
+        tags: b.add_text_field("tags", STRING | STORED),
+        content: b.add_text_field("content", TEXT | STORED),
+        version: b.add_u64_field("version", STORED),
+        quality: b.add_f64_field("quality", STORED | FAST | INDEXED),
+    };
+    (b.build(), fields)
+}
+
+struct Inner {
+    index: Index,
+    writer: Mutex<IndexWriter<TantivyDocument>>,
+    reader: IndexReader,
+    fields: Fields,
+    dirty: AtomicBool,
+    path: PathBuf,
+}
+
+/// The index, and its committer thread (which ends with it).
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+fn index_error(path: &Path, e: impl std::fmt::Display) -> SearchError {
+    SearchError::Index { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// The text of a `Value` field of a stored document.
+fn text_of(doc: &TantivyDocument, field: Field) -> String {
+    doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+}
+
+impl SearchIndex {
+    /// Opens the index at `dir`; a missing or unreadable one is replaced by an empty one, and
+    /// `true` says it must be rebuilt from the store.
+    pub fn open(dir: &Path) -> Result<(Self, bool), SearchError> {
+        let (schema, fields) = schema();
+        let opened = std::fs::create_dir_all(dir)
+            .map_err(|e| index_error(dir, e))
+            .and_then(|()| tantivy::directory::MmapDirectory::open(dir).map_err(|e| index_error(dir, e)))
+            .and_then(|d| Index::open_or_create(d, schema.clone()).map_err(|e| index_error(dir, e)));
+        let (index, fresh) = match opened {
+            Ok(index) => {
+                let empty = index.load_metas().map(|m| m.segments.is_empty()).unwrap_or(true);
+                (index, empty)
+            }
+            Err(e) => {
+                tracing::warn!("{e}; rebuilding it");
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
+                let d = tantivy::directory::MmapDirectory::open(dir).map_err(|e| index_error(dir, e))?;
+                (Index::create(d, schema, tantivy::IndexSettings::default()).map_err(|e| index_error(dir, e))?, true)
+            }
+        };
+        let writer = index.writer_with_num_threads(1, 32 << 20).map_err(|e| index_error(dir, e))?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| index_error(dir, e))?;
+        let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), path: dir.to_path_buf() });
+        let weak = Arc::downgrade(&inner);
+        let _ = std::thread::Builder::new().name("artifact-index".to_owned()).spawn(move || committer(&weak));
+        Ok((Self { inner }, fresh))
+    }
+
+    /// Indexes (or re-indexes) the latest version of a name.
+    pub fn put(&self, name: &str, version: u64, kind: &str, tags: &[String], quality: Option<f64>, content: Option<&str>) -> Result<(), SearchError> {
+        let f = self.inner.fields;
+        let mut content = content.unwrap_or_default();
+        if content.len() > MAX_INDEXED {
+            let mut cut = MAX_INDEXED;
+            while !content.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            content = &content[..cut];
+        }
+        let mut document = doc!(
+            f.name => name,
+            f.name_key => name,
+            f.kind => kind,
+            f.content => content,
+            f.version => version,
+            f.quality => quality.unwrap_or(0.0),
+        );
+        for tag in tags {
+            document.add_text(f.tags, tag);
+        }
+        let writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.delete_term(Term::from_field_text(f.name_key, name));
+        writer.add_document(document).map_err(|e| index_error(&self.inner.path, e))?;
+        self.inner.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Empties the index (before a rebuild).
+    pub fn clear(&self) -> Result<(), SearchError> {
+        let writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.delete_all_documents().map_err(|e| index_error(&self.inner.path, e))?;
+        drop(writer);
+        self.commit()
+    }
+
+    /// Makes everything indexed so far searchable now.
+    pub fn commit(&self) -> Result<(), SearchError> {
+        commit(&self.inner)
+    }
+
+    /// The best `limit` matches of `query` (tantivy's syntax: words, `"phrases"`, `kind:code`,
+    /// `tags:draft`, `name:report`, `AND`/`OR`/`-`).
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
+        let f = self.inner.fields;
+        let bad = |reason: String| SearchError::Query { query: query.to_owned(), reason };
+        let mut parser = QueryParser::for_index(&self.inner.index, vec![f.name, f.content, f.kind, f.tags]);
+        parser.set_field_boost(f.name, 2.0);
+        let parsed = parser.parse_query(query).map_err(|e| bad(e.to_string()))?;
+        let searcher = self.inner.reader.searcher();
+        let top = searcher.search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score()).map_err(|e| bad(e.to_string()))?;
+        let mut snippets = tantivy::snippet::SnippetGenerator::create(&searcher, &*parsed, f.content).map_err(|e| bad(e.to_string()))?;
+        snippets.set_max_num_chars(160);
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address).map_err(|e| index_error(&self.inner.path, e))?;
+            let snippet = snippets.snippet_from_doc(&doc);
+            let (fragment, marks) = (snippet.fragment(), snippet.highlighted());
+            let mut text = String::new();
+            let mut at = 0;
+            for m in marks {
+                text.push_str(&fragment[at..m.start]);
+                text.push('«');
+                text.push_str(&fragment[m.start..m.end]);
+                text.push('»');
+                at = m.end;
+            }
+            text.push_str(&fragment[at..]);
+            let quality = doc.get_first(f.quality).and_then(|v| v.as_f64());
+            hits.push(Hit {
+                name: text_of(&doc, f.name),
+                version: doc.get_first(f.version).and_then(|v| v.as_u64()).unwrap_or(0),
+                kind: text_of(&doc, f.kind),
+                tags: doc.get_all(f.tags).filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                quality,
+                score,
+                snippet: text.split_whitespace().collect::<Vec<_>>().join(" "),
+            });
+        }
+        Ok(hits)
+    }
+
+    /// How many names are searchable now.
+    pub fn len(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for SearchIndex {
+    /// What was indexed is committed before the store closes (a CLI put exits at once).
+    fn drop(&mut self) {
+        if self.inner.dirty.load(Ordering::Acquire)
+            && let Err(e) = commit(&self.inner)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn commit(inner: &Inner) -> Result<(), SearchError> {
+    let mut writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+    inner.dirty.store(false, Ordering::Release);
+    writer.commit().map_err(|e| index_error(&inner.path, e))?;
+    drop(writer);
+    inner.reader.reload().map_err(|e| index_error(&inner.path, e))
+}
+
+/// Commits what was indexed since the last commit, every `COMMIT_EVERY`, while the index lives.
+fn committer(inner: &Weak<Inner>) {
+    loop {
+        std::thread::sleep(COMMIT_EVERY / 2);
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.dirty.load(Ordering::Acquire)
+            && let Err(e) = commit(&inner)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+}
