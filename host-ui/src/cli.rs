@@ -221,6 +221,8 @@ pub enum ArtifactsCommand {
     },
     /// Check every stored chunk against its hash.
     Verify,
+    /// Remove blobs no version points at, the chunks only they use, and crash leftovers.
+    Gc,
 }
 
 #[derive(Subcommand, Debug)]
@@ -349,6 +351,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Log { name } => ("log", serde_json::json!({ "name": name })),
                 ArtifactsCommand::Search { query, limit } => ("search", serde_json::json!({ "query": query, "limit": limit })),
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
+                ArtifactsCommand::Gc => ("gc", serde_json::json!({})),
             };
             let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
                 Ok(a) => a,
@@ -367,6 +370,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         println!("{}@{}  {}  {} bytes  by {}  parent {}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default(), v["parent"]);
                     }
                 }
+                (ArtifactsCommand::Gc, false) => println!(
+                    "removed {} blobs, {} chunks and {} leftovers ({} bytes); kept {} blobs, {} chunks",
+                    value["blobs_removed"], value["chunks_removed"], value["temp_files_removed"], value["bytes_freed"], value["blobs_kept"], value["chunks_kept"]
+                ),
                 (ArtifactsCommand::Search { .. }, false) => {
                     let hits = value["hits"].as_array().cloned().unwrap_or_default();
                     if hits.is_empty() {

@@ -336,6 +336,8 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     let out = cli.run(&["artifacts", "search", "kind:("]);
     assert_eq!(code(&out), 5, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("kind:("), "{}", text(&out.stderr));
+    let gc = text(&cli.run(&["artifacts", "gc"]).stdout);
+    assert!(gc.starts_with("removed 0 blobs") && gc.contains("kept 2 blobs"), "{gc}");
     assert_eq!(code(&cli.run(&["artifacts", "verify"])), 0);
 
     // A flipped byte in a stored chunk: verify names it and fails; get refuses the bytes.

@@ -62,6 +62,18 @@ pub struct PutReport {
     pub written: u64,
 }
 
+/// What a garbage collection removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub blobs_removed: usize,
+    pub chunks_removed: usize,
+    /// Leftovers of writes a crash interrupted.
+    pub temp_files_removed: usize,
+    pub bytes_freed: u64,
+    pub blobs_kept: usize,
+    pub chunks_kept: usize,
+}
+
 /// A blob store rooted at a directory.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -181,6 +193,74 @@ impl BlobStore {
     /// Whether a blob is stored (its recipe exists).
     pub fn contains(&self, id: &BlobId) -> bool {
         parse_id(id).is_ok_and(|h| self.recipe_path(&h).exists())
+    }
+
+    /// Every stored blob.
+    pub fn ids(&self) -> Result<Vec<BlobId>, StoreError> {
+        let dir = self.root.join("blobs");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if let Some(hex) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".recipe")) {
+                out.push(BlobId(hex.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every blob not in `keep`, then every chunk no kept blob uses, and leftover
+    /// temporary files. Recipes go first, so a crash part-way leaves blobs that are either
+    /// whole or gone; a kept blob whose recipe cannot be read stops the collection before any
+    /// chunk is removed. The caller keeps writers out while it runs.
+    pub fn gc(&self, keep: &std::collections::HashSet<BlobId>) -> Result<GcReport, StoreError> {
+        let mut report = GcReport::default();
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut used = std::collections::HashSet::new();
+        for id in self.ids()? {
+            if keep.contains(&id) {
+                for hash in self.recipe(&id)?.chunks {
+                    used.insert(hash);
+                }
+                report.blobs_kept += 1;
+            } else {
+                let path = self.recipe_path(&parse_id(&id)?);
+                report.bytes_freed += size(&path);
+                std::fs::remove_file(&path).map_err(io(&path))?;
+                report.blobs_removed += 1;
+            }
+        }
+        for dir in [self.root.join("blobs"), self.root.join("chunks")] {
+            let mut stack = vec![dir];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+                    let path = entry.map_err(io(&dir))?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                    let remove = if name.starts_with(".tmp-") {
+                        report.temp_files_removed += 1;
+                        true
+                    } else if let Some(hex) = name.strip_suffix(".zst") {
+                        let used_here = blake3::Hash::from_hex(hex).is_ok_and(|h| used.contains(h.as_bytes()));
+                        if used_here {
+                            report.chunks_kept += 1;
+                        } else {
+                            report.chunks_removed += 1;
+                        }
+                        !used_here
+                    } else {
+                        false
+                    };
+                    if remove {
+                        report.bytes_freed += size(&path);
+                        std::fs::remove_file(&path).map_err(io(&path))?;
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Checks every chunk of every blob; returns what is corrupt (empty: all good).

@@ -79,6 +79,9 @@ pub struct ArtifactStore {
     /// Held for the store's life: the exclusive write lock.
     _lock: std::fs::File,
     appending: Mutex<()>,
+    /// Puts share it; garbage collection takes it alone, so it never removes the chunks of a
+    /// blob whose version is still being recorded.
+    collecting: std::sync::RwLock<()>,
     search: SearchIndex,
 }
 
@@ -110,7 +113,7 @@ impl ArtifactStore {
         lock.set_len(0).and_then(|()| write!(lock, "{}", std::process::id())).map_err(io)?;
         std::fs::create_dir_all(root.join("names")).map_err(|e| ArtifactError::Store(StoreError::Io { path: root.join("names"), source: e }))?;
         let (search, fresh) = SearchIndex::open(&root.join("index"))?;
-        let store = Self { blobs, root, _lock: lock, appending: Mutex::new(()), search };
+        let store = Self { blobs, root, _lock: lock, appending: Mutex::new(()), collecting: std::sync::RwLock::new(()), search };
         // A new or replaced index, or one that missed names (a crash before its commit), is
         // rebuilt from the store.
         if fresh || store.indexed() != store.names()?.len() as u64 {
@@ -197,6 +200,7 @@ impl ArtifactStore {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
         }
+        let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
         let stored = self.blobs.put(bytes)?;
         let _one_writer = self.appending.lock().unwrap_or_else(|p| p.into_inner());
         let latest = match self.log(name) {
@@ -263,6 +267,19 @@ impl ArtifactStore {
         }
         let version = self.resolve(spec)?;
         Ok(self.blobs.get(&version.blob)?)
+    }
+
+    /// Removes blobs no version of any name points at (e.g. a put a crash cut off before its
+    /// version was recorded), the chunks only they used, and temporary leftovers.
+    pub fn gc(&self) -> Result<crate::blobs::GcReport, ArtifactError> {
+        let _alone = self.collecting.write().unwrap_or_else(|p| p.into_inner());
+        let mut keep = std::collections::HashSet::new();
+        for name in self.names()? {
+            for v in self.log(&name)?.0 {
+                keep.insert(v.blob);
+            }
+        }
+        Ok(self.blobs.gc(&keep)?)
     }
 
     /// The underlying blob store.
