@@ -7,8 +7,11 @@
 //! data, with its run and node), and the policy is checkpointed after each run.
 //!
 //! Reward, in [0, 1]: a node that succeeded earns `1 − 0.5 · min(1, seconds)` (faster is
-//! better, success always beats failure), a failed attempt earns 0, and a skip of an optional
-//! node earns `SKIP_REWARD` — less than any success, more than a failure.
+//! better, success always beats failure); when its answer is an artifact version with a
+//! quality score (a `pit/artifacts put`, or any answer carrying `quality.score`), the reward is
+//! `0.7 · that + 0.3 · score`, so better artifacts are preferred too. A failed attempt earns 0,
+//! and a skip of an optional node earns `SKIP_REWARD` — less than any success, more than a
+//! failure.
 
 use crate::python::{explain, from_json, install_package, to_json};
 use pyo3::prelude::*;
@@ -26,6 +29,24 @@ pub const SKIP_REWARD: f64 = 0.2;
 /// The reward of one attempt.
 pub fn reward(ok: bool, took: Duration) -> f64 {
     if ok { 1.0 - 0.5 * took.as_secs_f64().min(1.0) } else { 0.0 }
+}
+
+/// The quality score an answer carries (`{"quality": {"score": 0.8, …}, …}`), if any.
+pub fn quality_of(answer: &str) -> Option<f64> {
+    if !answer.trim_start().starts_with('{') {
+        return None;
+    }
+    let v: Value = serde_json::from_str(answer).ok()?;
+    v.get("quality")?.get("score")?.as_f64().filter(|q| (0.0..=1.0).contains(q))
+}
+
+/// The reward of an attempt whose answer may carry a quality score.
+pub fn reward_with_quality(ok: bool, took: Duration, quality: Option<f64>) -> f64 {
+    let base = reward(ok, took);
+    match quality {
+        Some(q) if ok => 0.7 * base + 0.3 * q,
+        _ => base,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +132,15 @@ impl Choice {
             Choice::Skip => json!({ "action": "skip" }),
         }
     }
+}
+
+/// What one attempt came to.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub ok: bool,
+    pub took: Duration,
+    /// The quality score of the artifact the answer is, if it is one.
+    pub quality: Option<f64>,
 }
 
 /// A decision and, when the policy's answer was not used, why.
@@ -355,8 +385,9 @@ impl Maestro {
     }
 
     /// Tells the policy what a choice earned (not while it is stuck) and records the episode.
-    pub fn learn(&self, run_id: &str, melody: &str, ask: &Ask, decided: &Decided, ok: bool, took: Duration) {
-        let reward = if decided.choice == Choice::Skip { SKIP_REWARD } else { reward(ok, took) };
+    pub fn learn(&self, run_id: &str, melody: &str, ask: &Ask, decided: &Decided, outcome: Outcome) {
+        let Outcome { ok, took, quality } = outcome;
+        let reward = if decided.choice == Choice::Skip { SKIP_REWARD } else { reward_with_quality(ok, took, quality) };
         let ask_json = serde_json::to_value(ask).unwrap_or(Value::Null);
         let choice = decided.choice.to_json();
         if self.busy.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
@@ -486,5 +517,14 @@ mod tests {
         assert!(reward(true, Duration::from_secs(5)) > SKIP_REWARD);
         assert!(reward(true, Duration::from_millis(10)) > reward(true, Duration::from_millis(500)));
         assert_eq!(ask(false, vec![0]).manual(), Choice::Run(1));
+        // A produced artifact's quality counts; an answer without one changes nothing.
+        let fast = Duration::from_millis(1);
+        assert!(reward_with_quality(true, fast, Some(0.9)) > reward_with_quality(true, fast, Some(0.2)));
+        assert_eq!(reward_with_quality(true, fast, None), reward(true, fast));
+        assert_eq!(reward_with_quality(false, fast, Some(1.0)), 0.0);
+        assert_eq!(quality_of(r#"{"name":"a","quality":{"score":0.75,"factors":[]}}"#), Some(0.75));
+        for none in ["plain text", "{\"quality\": 3}", "{\"quality\": {\"score\": 7}}", "[1]"] {
+            assert_eq!(quality_of(none), None, "{none}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! and the node is called through the kernel's proxy. Runs live under `<home>/runs/<run-id>/`:
 //! the checkpoint journal, the outputs, and a summary.
 
-use crate::maestro::{Ask, Choice, Maestro};
+use crate::maestro::{Ask, Choice, Maestro, Outcome};
 use crate::melody::{references, Melody, MelodyNode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -239,7 +239,7 @@ impl NodeRunner for ProxyRunner {
                 let arm = match decided.choice {
                     Choice::Skip => {
                         skipped.lock().unwrap_or_else(|p| p.into_inner()).push(index);
-                        maestro.learn(&run_id, &melody, &ask, &decided, true, std::time::Duration::ZERO);
+                        maestro.learn(&run_id, &melody, &ask, &decided, Outcome { ok: true, took: std::time::Duration::ZERO, quality: None });
                         return Ok(String::new());
                     }
                     Choice::Run(arm) => arm,
@@ -248,7 +248,8 @@ impl NodeRunner for ProxyRunner {
                 let body = payload(&resolve(arm_input, &call_.inputs)?);
                 let started = std::time::Instant::now();
                 let result = call(&kernel, &principal, target, op, body).await;
-                maestro.learn(&run_id, &melody, &ask, &decided, result.is_ok(), started.elapsed());
+                let quality = result.as_deref().ok().and_then(crate::maestro::quality_of);
+                maestro.learn(&run_id, &melody, &ask, &decided, Outcome { ok: result.is_ok(), took: started.elapsed(), quality });
                 match result {
                     Ok(out) => return Ok(out),
                     Err(e) => {
