@@ -83,6 +83,9 @@ pub struct ArtifactStore {
     /// blob whose version is still being recorded.
     collecting: std::sync::RwLock<()>,
     search: SearchIndex,
+    /// Each name's history as read from its file (and the torn lines skipped), kept current by
+    /// `put`: this process is the store's only writer (the lock), so the copy cannot go stale.
+    histories: std::sync::RwLock<std::collections::HashMap<String, (std::sync::Arc<Vec<Version>>, usize)>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -113,7 +116,15 @@ impl ArtifactStore {
         lock.set_len(0).and_then(|()| write!(lock, "{}", std::process::id())).map_err(io)?;
         std::fs::create_dir_all(root.join("names")).map_err(|e| ArtifactError::Store(StoreError::Io { path: root.join("names"), source: e }))?;
         let (search, fresh) = SearchIndex::open(&root.join("index"))?;
-        let store = Self { blobs, root, _lock: lock, appending: Mutex::new(()), collecting: std::sync::RwLock::new(()), search };
+        let store = Self {
+            blobs,
+            root,
+            _lock: lock,
+            appending: Mutex::new(()),
+            collecting: std::sync::RwLock::new(()),
+            search,
+            histories: std::sync::RwLock::default(),
+        };
         // A new or replaced index, or one that missed names (a crash before its commit), is
         // rebuilt from the store.
         if fresh || store.indexed() != store.names()?.len() as u64 {
@@ -176,8 +187,17 @@ impl ArtifactStore {
 
     /// Every version of `name`, oldest first, and how many torn lines were skipped.
     pub fn log(&self, name: &str) -> Result<(Vec<Version>, usize), ArtifactError> {
+        let (versions, torn) = self.history(name)?;
+        Ok((versions.as_ref().clone(), torn))
+    }
+
+    /// The history of `name`, from memory once it has been read.
+    fn history(&self, name: &str) -> Result<(std::sync::Arc<Vec<Version>>, usize), ArtifactError> {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
+        }
+        if let Some((versions, torn)) = self.histories.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok((std::sync::Arc::clone(versions), *torn));
         }
         let path = self.history_path(name);
         let text = match std::fs::read_to_string(&path) {
@@ -192,6 +212,8 @@ impl ArtifactStore {
                 Err(_) => torn += 1,
             }
         }
+        let versions = std::sync::Arc::new(versions);
+        self.histories.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), (std::sync::Arc::clone(&versions), torn));
         Ok((versions, torn))
     }
 
@@ -203,7 +225,7 @@ impl ArtifactStore {
         let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
         let stored = self.blobs.put(bytes)?;
         let _one_writer = self.appending.lock().unwrap_or_else(|p| p.into_inner());
-        let latest = match self.log(name) {
+        let latest = match self.history(name) {
             Ok((versions, _)) => versions.last().map(|v| v.version),
             Err(ArtifactError::NotFound(_)) => None,
             Err(e) => return Err(e),
@@ -237,7 +259,18 @@ impl ArtifactStore {
             f.write_all(&line)?;
             f.sync_all()
         };
-        append().map_err(|e| StoreError::Io { path: path.clone(), source: e })?;
+        if let Err(e) = append() {
+            // What is on disk now is unknown (a part of the line may be there): read it again.
+            self.histories.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+            return Err(StoreError::Io { path: path.clone(), source: e }.into());
+        }
+        {
+            let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
+            let (versions, torn) = histories.remove(name).unwrap_or_default();
+            let mut versions = std::sync::Arc::unwrap_or_clone(versions);
+            versions.push(version.clone());
+            histories.insert(name.to_owned(), (std::sync::Arc::new(versions), torn));
+        }
         // Stored first, then indexed: a crash between the two leaves a store whose index is
         // rebuilt, never an index entry for something not stored.
         if let Err(e) = self.index(&version, Some(bytes)) {
@@ -252,11 +285,18 @@ impl ArtifactStore {
             Some((n, v)) => (n, Some(v.parse::<u64>().map_err(|_| ArtifactError::BadName(spec.to_owned()))?)),
             None => (spec, None),
         };
-        let (versions, _) = self.log(name)?;
+        let (versions, _) = self.history(name)?;
         let latest = versions.last().map_or(0, |v| v.version);
         match wanted {
             None => versions.last().cloned().ok_or_else(|| ArtifactError::NotFound(name.to_owned())),
-            Some(n) => versions.into_iter().find(|v| v.version == n).ok_or(ArtifactError::NoVersion { name: name.to_owned(), version: n, latest }),
+            // Versions are numbered 1, 2, 3 … in order: the Nth is at N−1 (checked, in case).
+            Some(n) => usize::try_from(n.wrapping_sub(1))
+                .ok()
+                .and_then(|i| versions.get(i))
+                .filter(|v| v.version == n)
+                .or_else(|| versions.iter().find(|v| v.version == n))
+                .cloned()
+                .ok_or(ArtifactError::NoVersion { name: name.to_owned(), version: n, latest }),
         }
     }
 

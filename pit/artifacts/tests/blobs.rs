@@ -124,11 +124,14 @@ fn named_versions_chain_to_their_parents_and_one_writer_holds_the_store() {
     let (log, torn) = store.log("reports/todo.md").unwrap();
     assert_eq!((log.len(), torn, log[1].meta.derived_from.as_slice()), (2, 0, ["reports/todo.md@1".to_owned()].as_slice()));
 
-    // A crash mid-append leaves a torn line: skipped and counted, the history still reads.
+    // A crash mid-append leaves a torn line: after the restart it is skipped and counted, and
+    // the history still reads.
+    drop(store);
     let history = dir.path().join("names/reports%2Ftodo.md.jsonl");
     let mut text = std::fs::read_to_string(&history).unwrap();
     text.push_str("{\"name\":\"reports/todo.md\",\"vers");
     std::fs::write(&history, text).unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
     let (log, torn) = store.log("reports/todo.md").unwrap();
     assert_eq!((log.len(), torn), (2, 1));
     let v3 = store.put("reports/todo.md", b"three", Meta::default()).unwrap();
