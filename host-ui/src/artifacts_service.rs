@@ -1,7 +1,7 @@
 //! `pit/artifacts`: the artifact store through the proxy, so carets (with `pit.artifacts.<op>`
 //! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text, meta?}`,
 //! `get {spec}` (`name`, `name@N` or a blob hash), `log {name}`, `search {query, limit?}`
-//! (ranked, with snippets), `verify`, `gc` (removes what no version points at). The store lives in
+//! (ranked, with snippets), `stats`, `verify`, `gc` (removes what no version points at). The store lives in
 //! `<home>/artifacts` and is opened on first use, so only a process that uses it holds its
 //! write lock; a second one is told which process has it.
 
@@ -111,13 +111,14 @@ impl Service for ArtifactsService {
                 let problems = store.blobs().verify().map_err(|e| call_error(e.into()))?;
                 json(serde_json::json!({ "ok": problems.is_empty(), "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>() }))
             }
+            "stats" => json(serde_json::to_value(store.stats().map_err(call_error)?).unwrap_or_default()),
             "gc" => json(serde_json::to_value(store.gc().map_err(call_error)?).unwrap_or_default()),
             "search" => {
                 let Search { query, limit } = parse(op, payload)?;
                 let hits = store.search(&query, limit.min(1000)).map_err(call_error)?;
                 json(serde_json::json!({ "query": query, "hits": hits }))
             }
-            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, search, verify, gc"))),
+            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, search, stats, verify, gc"))),
         }
     }
 }

@@ -223,6 +223,8 @@ pub enum ArtifactsCommand {
     Verify,
     /// Remove blobs no version points at, the chunks only they use, and crash leftovers.
     Gc,
+    /// Names, versions, bytes they stand for and bytes on disk, the index, mean quality.
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,6 +354,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Search { query, limit } => ("search", serde_json::json!({ "query": query, "limit": limit })),
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
                 ArtifactsCommand::Gc => ("gc", serde_json::json!({})),
+                ArtifactsCommand::Stats => ("stats", serde_json::json!({})),
             };
             let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
                 Ok(a) => a,
@@ -369,6 +372,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     for v in value["versions"].as_array().into_iter().flatten() {
                         println!("{}@{}  {}  {} bytes  by {}  parent {}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default(), v["parent"]);
                     }
+                }
+                (ArtifactsCommand::Stats, false) => {
+                    println!("{} names, {} versions, {} bytes as stored whole", value["names"], value["versions"], value["logical_bytes"]);
+                    println!("{} blobs, {} chunks, {} bytes on disk (×{:.2} saved by dedup and compression)", value["blobs"], value["chunks"], value["stored_bytes"], value["saving"].as_f64().unwrap_or_default());
+                    let quality = value["mean_quality"].as_f64().map_or_else(|| "-".to_owned(), |q| format!("{q:.2}"));
+                    println!("{} names searchable; mean quality of the latest versions {quality}", value["indexed"]);
                 }
                 (ArtifactsCommand::Gc, false) => println!(
                     "removed {} blobs, {} chunks and {} leftovers ({} bytes); kept {} blobs, {} chunks",

@@ -336,6 +336,11 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     let out = cli.run(&["artifacts", "search", "kind:("]);
     assert_eq!(code(&out), 5, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("kind:("), "{}", text(&out.stderr));
+    let out = cli.run(&["--json", "artifacts", "stats"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((stats["names"].as_u64(), stats["versions"].as_u64(), stats["indexed"].as_u64()), (Some(1), Some(2), Some(1)), "{stats}");
+    assert!(stats["stored_bytes"].as_u64().unwrap() > 0 && stats["mean_quality"].as_f64().is_some(), "{stats}");
+    assert!(text(&cli.run(&["artifacts", "stats"]).stdout).contains("1 names, 2 versions"));
     let gc = text(&cli.run(&["artifacts", "gc"]).stdout);
     assert!(gc.starts_with("removed 0 blobs") && gc.contains("kept 2 blobs"), "{gc}");
     assert_eq!(code(&cli.run(&["artifacts", "verify"])), 0);

@@ -74,6 +74,15 @@ pub struct GcReport {
     pub chunks_kept: usize,
 }
 
+/// What the blob layer holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub blobs: usize,
+    pub chunks: usize,
+    /// Bytes on disk: compressed chunks and recipes.
+    pub stored_bytes: u64,
+}
+
 /// A blob store rooted at a directory.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -193,6 +202,36 @@ impl BlobStore {
     /// Whether a blob is stored (its recipe exists).
     pub fn contains(&self, id: &BlobId) -> bool {
         parse_id(id).is_ok_and(|h| self.recipe_path(&h).exists())
+    }
+
+    /// How many blobs and chunks there are, and the bytes they take on disk.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let mut usage = Usage::default();
+        for (dir, chunks) in [(self.root.join("blobs"), false), (self.root.join("chunks"), true)] {
+            let mut stack = vec![dir];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+                    let entry = entry.map_err(io(&dir))?;
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(".tmp-") {
+                        continue;
+                    }
+                    usage.stored_bytes += entry.metadata().map_or(0, |m| m.len());
+                    if chunks {
+                        usage.chunks += 1;
+                    } else {
+                        usage.blobs += 1;
+                    }
+                }
+            }
+        }
+        Ok(usage)
     }
 
     /// Every stored blob.

@@ -16,7 +16,7 @@ mod names;
 pub mod quality;
 pub mod search;
 
-pub use blobs::{BlobId, BlobStore, GcReport, PutReport, StoreError};
-pub use names::{ArtifactError, ArtifactStore, Meta, Version};
+pub use blobs::{BlobId, BlobStore, GcReport, PutReport, StoreError, Usage};
+pub use names::{ArtifactError, ArtifactStore, Meta, Stats, Version};
 pub use quality::Quality;
 pub use search::{Hit, SearchError, SearchIndex, COMMIT_EVERY};

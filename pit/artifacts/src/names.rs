@@ -54,6 +54,29 @@ pub struct Version {
 /// Larger artifacts are stored without a quality score (scoring reads them as text).
 const SCORED_UP_TO: usize = 16 << 20;
 
+/// What a store holds: names and versions, the bytes they stand for, and what that takes on
+/// disk after deduplication and compression.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub names: usize,
+    pub versions: usize,
+    /// The sum of every version's length: what storing each version whole would take.
+    pub logical_bytes: u64,
+    pub blobs: usize,
+    pub chunks: usize,
+    /// Compressed chunks and recipes on disk.
+    pub stored_bytes: u64,
+    /// `logical_bytes / stored_bytes`: what dedup and compression save together.
+    pub saving: f64,
+    /// Names the search index holds.
+    pub indexed: u64,
+    /// The mean quality score of the latest versions that have one.
+    pub mean_quality: Option<f64>,
+}
+
+/// A name's versions, oldest first, and how many torn lines its file had.
+type History = (std::sync::Arc<Vec<Version>>, usize);
+
 /// Errors of the named layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -85,7 +108,7 @@ pub struct ArtifactStore {
     search: SearchIndex,
     /// Each name's history as read from its file (and the torn lines skipped), kept current by
     /// `put`: this process is the store's only writer (the lock), so the copy cannot go stale.
-    histories: std::sync::RwLock<std::collections::HashMap<String, (std::sync::Arc<Vec<Version>>, usize)>>,
+    histories: std::sync::RwLock<std::collections::HashMap<String, History>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -307,6 +330,27 @@ impl ArtifactStore {
         }
         let version = self.resolve(spec)?;
         Ok(self.blobs.get(&version.blob)?)
+    }
+
+    /// Counts and sizes (see `Stats`).
+    pub fn stats(&self) -> Result<Stats, ArtifactError> {
+        let mut stats = Stats::default();
+        let mut scores = Vec::new();
+        for name in self.names()? {
+            let (versions, _) = self.history(&name)?;
+            stats.names += 1;
+            stats.versions += versions.len();
+            stats.logical_bytes += versions.iter().map(|v| v.len).sum::<u64>();
+            if let Some(q) = versions.last().and_then(|v| v.quality.as_ref()) {
+                scores.push(q.score);
+            }
+        }
+        let usage = self.blobs.usage()?;
+        (stats.blobs, stats.chunks, stats.stored_bytes) = (usage.blobs, usage.chunks, usage.stored_bytes);
+        stats.saving = if usage.stored_bytes > 0 { stats.logical_bytes as f64 / usage.stored_bytes as f64 } else { 0.0 };
+        stats.indexed = self.indexed();
+        stats.mean_quality = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+        Ok(stats)
     }
 
     /// Removes blobs no version of any name points at (e.g. a put a crash cut off before its
