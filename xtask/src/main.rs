@@ -252,7 +252,55 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
+/// Test and bench binaries are 100–200 MB each and every change leaves the previous ones
+/// behind; a target directory kept across CI runs filled this machine's disk. Executables in
+/// `deps/` not modified for a day are removed (cargo relinks any it still needs), and so is
+/// `incremental/` once it is over 8 GB.
+fn prune_target(root: &Path) {
+    let target = target_dir(root);
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let mut freed = 0u64;
+    for profile in ["debug", "release"] {
+        let deps = target.join(profile).join("deps");
+        for entry in std::fs::read_dir(&deps).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let executable = {
+                use std::os::unix::fs::PermissionsExt;
+                meta.permissions().mode() & 0o111 != 0
+            };
+            let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > day);
+            if meta.is_file() && executable && meta.len() > 20 << 20 && old && std::fs::remove_file(entry.path()).is_ok() {
+                freed += meta.len();
+            }
+        }
+        let incremental = target.join(profile).join("incremental");
+        if dir_size(&incremental) > 8 << 30 {
+            freed += dir_size(&incremental);
+            let _ = std::fs::remove_dir_all(&incremental);
+        }
+    }
+    if freed > 0 {
+        eprintln!("pruned {} MB of stale build output from {}", freed >> 20, target.display());
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 fn test(root: &Path) -> Result<()> {
+    prune_target(root);
     ensure_python_dev()?;
     ensure_desktop_deps()?;
     build_carets(root)?;
