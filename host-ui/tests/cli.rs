@@ -360,17 +360,18 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     // `symphony … | head -c 10`: the reader goes early; no panic message, the shell's SIGPIPE status.
+    // The reader is gone before the process starts, so its first write fails whatever the timing.
     let cli = Cli::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_symphony"))
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_symphony"))
         .arg("--home")
         .arg(cli.root.path().join("home"))
         .args(["config"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
