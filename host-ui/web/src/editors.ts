@@ -54,7 +54,8 @@ async function keymapFor(name: string): Promise<Extension> {
   return [];
 }
 
-type Open = { view: EditorView; element: HTMLElement; dirty: boolean };
+/** An open view; `path` follows renames. */
+type Open = { path: string; view: EditorView; element: HTMLElement; dirty: boolean };
 
 export class Editors {
   private open = new Map<string, Open>();
@@ -83,7 +84,7 @@ export class Editors {
     element.dataset.path = path;
     element.hidden = true;
     this.host.appendChild(element);
-    const entry: Open = { view: null as unknown as EditorView, element, dirty: false };
+    const entry: Open = { path, view: null as unknown as EditorView, element, dirty: false };
     const state = EditorState.create({ doc: text, extensions: this.extensions(() => entry) });
     entry.view = new EditorView({ state, parent: element });
     this.open.set(path, entry);
@@ -97,7 +98,7 @@ export class Editors {
       EditorState.allowMultipleSelections.of(true),
       keymap.of([
         indentWithTab,
-        { key: 'Mod-s', preventDefault: true, run: () => (this.pathOf(entry()) !== null && this.events.onSave(this.pathOf(entry()) as string), true) },
+        { key: 'Mod-s', preventDefault: true, run: () => (this.events.onSave(entry().path), true) },
       ]),
       this.language.of([]),
       this.tabSize.of(s ? [EditorState.tabSize.of(s.tab_size), indentUnit.of(' '.repeat(s.tab_size))] : []),
@@ -107,8 +108,7 @@ export class Editors {
       look,
       EditorView.updateListener.of((u) => {
         const e = entry();
-        const path = this.pathOf(e);
-        if (path === null) return;
+        const path = e.path;
         if (u.docChanged && !e.dirty) {
           e.dirty = true;
           this.events.onDirty(path);
@@ -116,11 +116,6 @@ export class Editors {
         if ((u.selectionSet || u.docChanged) && path === this.shown) this.reportCursor(u.state);
       }),
     ];
-  }
-
-  private pathOf(entry: Open): string | null {
-    for (const [p, e] of this.open) if (e === entry) return p;
-    return null;
   }
 
   private async loadLanguage(path: string, entry: Open): Promise<void> {
@@ -184,6 +179,7 @@ export class Editors {
     if (!e || from === to) return;
     this.open.delete(from);
     this.open.set(to, e);
+    e.path = to;
     e.element.dataset.path = to;
     if (this.shown === from) this.shown = to;
     void this.loadLanguage(to, e);
