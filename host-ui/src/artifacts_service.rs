@@ -1,26 +1,93 @@
 //! `pit/artifacts`: the artifact store through the proxy, so carets (with `pit.artifacts.<op>`
 //! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text, meta?}`,
 //! `get {spec}` (`name`, `name@N` or a blob hash), `log {name}`, `search {query, limit?}`
-//! (ranked, with snippets), `stats`, `verify`, `gc` (removes what no version points at). The store lives in
-//! `<home>/artifacts` and is opened on first use, so only a process that uses it holds its
-//! write lock; a second one is told which process has it.
+//! (ranked, with snippets), `stats`, `verify`, `gc` (removes what no version points at),
+//! `sweep {dry_run?}` (the stale manager: moves blobs to warm/cold tiers and deletes versions
+//! by the policy in `<home>/artifacts/stale.toml`; moved blobs come back on access). The store
+//! lives in `<home>/artifacts` and is opened on first use, so only a process that uses it
+//! holds its write lock; a second one is told which process has it. When the policy sets
+//! `[sweep] every`, the sweep also runs on that schedule while the store is open.
 
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use symphony_artifacts::{ArtifactError, ArtifactStore, Meta};
 use symphony_kernel::{CallError, ErrorCode, Principal, Service};
+use symphony_stale::{StaleError, StaleManager, SweepReport};
 
-#[derive(Debug)]
+/// The open store, its stale manager and (with `[sweep] every`) the scheduled sweep.
+struct Open {
+    store: Arc<ArtifactStore>,
+    stale: Arc<StaleManager>,
+    /// Why `stale.toml` was refused: sweeps say so; everything else works on (warm blobs
+    /// still come back, cold ones only from the default location).
+    policy_error: Option<String>,
+    _schedule: Option<symphony_stale::Schedule>,
+}
+
 pub struct ArtifactsService {
     root: PathBuf,
-    store: Mutex<Option<ArtifactStore>>,
+    open: Mutex<Option<Open>>,
+}
+
+impl std::fmt::Debug for ArtifactsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactsService").field("root", &self.root).finish_non_exhaustive()
+    }
 }
 
 impl ArtifactsService {
     pub fn new(home: &std::path::Path) -> Self {
-        Self { root: home.join("artifacts"), store: Mutex::new(None) }
+        Self { root: home.join("artifacts"), open: Mutex::new(None) }
     }
+
+    /// Runs `f` on the store and its stale manager, opening them on first use.
+    pub fn with_store<T>(&self, f: impl FnOnce(&ArtifactStore, &StaleManager) -> Result<T, CallError>) -> Result<T, CallError> {
+        let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let store = Arc::new(ArtifactStore::open(&self.root, 3).map_err(call_error)?);
+            let (config, policy_error) = match symphony_stale::Config::load(&self.root) {
+                Ok(c) => (c, None),
+                Err(e) => {
+                    tracing::warn!("{e}; sweeps are refused until it is fixed");
+                    (symphony_stale::Config::parse("", &self.root, "defaults").map_err(stale_error)?, Some(e.to_string()))
+                }
+            };
+            let stale = Arc::new(StaleManager::with_config(Arc::clone(&store), config).map_err(stale_error)?);
+            let schedule = stale.config().every.filter(|_| policy_error.is_none()).map(|every| stale.schedule(every));
+            *guard = Some(Open { store, stale, policy_error, _schedule: schedule });
+        }
+        let Some(open) = guard.as_ref() else { return Err(CallError::new(ErrorCode::Internal, "the artifact store did not open")) };
+        let (store, stale) = (Arc::clone(&open.store), Arc::clone(&open.stale));
+        // Not under the lock: a long sweep must not hold up gets.
+        drop(guard);
+        f(&store, &stale)
+    }
+
+    /// A sweep with progress (`step`, done, total) — the CLI shows it as a bar.
+    pub fn sweep(&self, dry_run: bool, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<SweepReport, CallError> {
+        self.with_store(|_, _| Ok(()))?;
+        let policy_error = self.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.policy_error.clone());
+        if let Some(e) = policy_error {
+            return Err(CallError::new(ErrorCode::InvalidInput, e));
+        }
+        self.with_store(|_, stale| stale.sweep(dry_run, None, progress).map_err(stale_error))
+    }
+}
+
+fn stale_error(e: StaleError) -> CallError {
+    match e {
+        StaleError::Store(e) => call_error(e),
+        StaleError::Policy(e) => CallError::new(ErrorCode::InvalidInput, e.to_string()),
+        other => CallError::new(ErrorCode::Failed, other.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Sweep {
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -80,12 +147,18 @@ impl Service for ArtifactsService {
     }
 
     fn call(&self, principal: &Principal, op: &str, payload: &str) -> Result<String, CallError> {
-        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(ArtifactStore::open(&self.root, 3).map_err(call_error)?);
-        }
-        let Some(store) = guard.as_ref() else { return Err(CallError::new(ErrorCode::Internal, "the artifact store did not open")) };
         let payload = if payload.trim().is_empty() { "{}" } else { payload };
+        if op == "sweep" {
+            let Sweep { dry_run } = parse(op, payload)?;
+            let report = self.sweep(dry_run, &mut |_, _, _| {})?;
+            return Ok(serde_json::to_value(report).unwrap_or_default().to_string());
+        }
+        self.with_store(|store, _| Self::call_store(store, principal, op, payload))
+    }
+}
+
+impl ArtifactsService {
+    fn call_store(store: &ArtifactStore, principal: &Principal, op: &str, payload: &str) -> Result<String, CallError> {
         let json = |v: serde_json::Value| Ok(v.to_string());
         match op {
             "put" => {
@@ -104,8 +177,8 @@ impl Service for ArtifactsService {
             }
             "log" => {
                 let Name { name } = parse(op, payload)?;
-                let (versions, torn) = store.log(&name).map_err(call_error)?;
-                json(serde_json::json!({ "name": name, "versions": versions, "torn_lines": torn }))
+                let versions = store.log(&name).map_err(call_error)?;
+                json(serde_json::json!({ "name": name, "versions": versions }))
             }
             "verify" => {
                 let problems = store.blobs().verify().map_err(|e| call_error(e.into()))?;
@@ -118,7 +191,7 @@ impl Service for ArtifactsService {
                 let hits = store.search(&query, limit.min(1000)).map_err(call_error)?;
                 json(serde_json::json!({ "query": query, "hits": hits }))
             }
-            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, search, stats, verify, gc"))),
+            other => Err(CallError::new(ErrorCode::NotFound, format!("pit/artifacts has no op `{other}`; it has put, get, log, search, stats, verify, gc, sweep"))),
         }
     }
 }

@@ -225,6 +225,12 @@ pub enum ArtifactsCommand {
     Gc,
     /// Names, versions, bytes they stand for and bytes on disk, the index, mean quality.
     Stats,
+    /// Apply the retention policy (`<home>/artifacts/stale.toml`): move idle blobs to the warm
+    /// and cold tiers, delete versions the policy lets go, collect. `--dry-run` only reports.
+    Sweep {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -342,6 +348,61 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(args) => crate::dev::run(&global, home, args),
         Command::Serve(args) => crate::serve::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
+        Command::Artifacts(ArtifactsCommand::Sweep { dry_run }) => {
+            // Directly on the service (not through `invoke`) so the sweep can report progress.
+            let kernel = open_kernel(&global, home.clone(), None)?;
+            let service = crate::artifacts_service::ArtifactsService::new(&home);
+            let steps = std::cell::RefCell::new(None::<(Steps, u64)>);
+            let result = service.sweep(dry_run, &mut |step, done, total| {
+                // Small sweeps finish at once; big ones get at most twenty steps, so a log has
+                // a line per 5 %, not one per blob.
+                if total < 50 {
+                    return;
+                }
+                let mut steps = steps.borrow_mut();
+                let (bar, shown) = steps.get_or_insert_with(|| (Steps::new(progress::Mode::detect(global.json), "sweep", 20), 0));
+                while *shown < done * 20 / total {
+                    bar.step(step);
+                    *shown += 1;
+                }
+            });
+            if let Some((bar, _)) = steps.into_inner() {
+                bar.finish();
+            }
+            kernel.audit_log().flush();
+            let report = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    output::call_error(&e, global.json)?;
+                    return Ok(ExitCode::from(exit::for_call(&e)));
+                }
+            };
+            if global.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if dry_run { "would move" } else { "moved" };
+            for m in &report.plan.moves {
+                println!("{verb} {} ({}) {:?} → {:?}: {}  [{}]", &m.blob[..12], progress::bytes(m.len), m.from, m.to, m.reason, m.versions.join(", "));
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for d in &report.plan.deletes {
+                println!("{verb} {}@{} ({}): {}", d.name, d.version, progress::bytes(d.len), d.reason);
+            }
+            println!(
+                "{} versions looked at, {} kept by the policy; {} blobs to warm ({}), {} to cold ({}), {} versions deleted, {} packs removed, in {} ms",
+                report.plan.versions,
+                report.plan.protected,
+                if dry_run { report.plan.moves.iter().filter(|m| m.to == symphony_stale::policy::Level::Warm).count() } else { report.moved_warm },
+                progress::bytes(report.bytes_warm),
+                if dry_run { report.plan.moves.iter().filter(|m| m.to == symphony_stale::policy::Level::Cold).count() } else { report.moved_cold },
+                progress::bytes(report.bytes_cold),
+                if dry_run { report.plan.deletes.len() } else { report.deleted },
+                report.packs_removed,
+                report.millis
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Artifacts(a) => {
             let kernel = open_kernel(&global, home, None)?;
             let (op, payload) = match &a {
@@ -355,6 +416,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
                 ArtifactsCommand::Gc => ("gc", serde_json::json!({})),
                 ArtifactsCommand::Stats => ("stats", serde_json::json!({})),
+                ArtifactsCommand::Sweep { .. } => ("sweep", serde_json::json!({})),
             };
             let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
                 Ok(a) => a,
@@ -394,6 +456,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         println!("    {}", h["snippet"].as_str().unwrap_or_default());
                     }
                 }
+                (ArtifactsCommand::Sweep { .. }, false) => println!("{value}"),
                 (ArtifactsCommand::Verify, false) => {
                     for p in value["problems"].as_array().into_iter().flatten() {
                         println!("CORRUPT {}", p.as_str().unwrap_or_default());

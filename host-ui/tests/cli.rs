@@ -345,16 +345,34 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     assert!(gc.starts_with("removed 0 blobs") && gc.contains("kept 2 blobs"), "{gc}");
     assert_eq!(code(&cli.run(&["artifacts", "verify"])), 0);
 
-    // A flipped byte in a stored chunk: verify names it and fails; get refuses the bytes.
-    let chunks = cli.root.path().join("home/artifacts/chunks");
-    let chunk = std::fs::read_dir(&chunks).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten()).map(|e| e.path()).next().unwrap();
-    let mut bytes = std::fs::read(&chunk).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&chunk, bytes).unwrap();
+    // A sweep without a policy keeps everything hot; a policy that lets the old version go
+    // warm moves it, and a get brings it back.
+    let dry = text(&cli.run(&["artifacts", "sweep", "--dry-run"]).stdout);
+    assert!(dry.contains("2 versions looked at") && dry.contains("0 blobs to warm"), "{dry}");
+    std::fs::write(cli.root.path().join("home/artifacts/stale.toml"), "[[rule]]\nwarm_after = \"0s\"\n").unwrap();
+    let swept = text(&cli.run(&["artifacts", "sweep"]).stdout);
+    assert!(swept.contains("moved ") && swept.contains("[reports/weekly@1]") && swept.contains("1 blobs to warm"), "{swept}");
+    assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly@1"]).stdout), "# Report\nall good\n");
+    std::fs::write(cli.root.path().join("home/artifacts/stale.toml"), "[[rule]]\nwarm_after = \"soon\"\n").unwrap();
+    let out = cli.run(&["artifacts", "sweep"]);
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("stale.toml") && text(&out.stderr).contains("warm_after"), "{}", text(&out.stderr));
+
+    // A flipped byte in a stored chunk: verify names it and fails. (Records: magic, kind,
+    // key, u32 length, check — 57 bytes — then the payload; a chunk is kind 1.)
+    let mut packs: Vec<_> = std::fs::read_dir(cli.root.path().join("home/artifacts/packs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pack")).collect();
+    packs.sort();
+    let pack = &packs[0];
+    let mut bytes = std::fs::read(pack).unwrap();
+    let mut at = 0;
+    while bytes[at + 4] != 1 {
+        at += 57 + u32::from_le_bytes(bytes[at + 37..at + 41].try_into().unwrap()) as usize;
+    }
+    bytes[at + 57 + 1] ^= 0xff;
+    std::fs::write(pack, bytes).unwrap();
     let out = cli.run(&["artifacts", "verify"]);
     assert_eq!(code(&out), 5);
-    assert!(text(&out.stdout).contains("CORRUPT chunk"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("CORRUPT chunk"), "{} {}", text(&out.stdout), text(&out.stderr));
 }
 
 #[test]

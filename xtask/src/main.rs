@@ -299,6 +299,20 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// `s3s-fs`, an S3-protocol server over a directory: the stale manager's cold tier is tested
+/// against it. Built once from crates.io into `~/.cache/symphony/tools` (the last version
+/// this toolchain builds).
+fn ensure_s3s_fs() -> Result<PathBuf> {
+    let tools = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/symphony/tools");
+    let bin = tools.join("bin/s3s-fs");
+    if !bin.is_file() {
+        eprintln!("building s3s-fs (an S3 server for the cold-tier tests) into {}", tools.display());
+        run(Command::new(env!("CARGO")).args(["install", "--quiet", "--locked", "s3s-fs", "--version", "0.14.1", "--features", "binary", "--root"]).arg(&tools))
+            .context("installing s3s-fs (the cold tier's tests run against it)")?;
+    }
+    Ok(bin)
+}
+
 fn test(root: &Path) -> Result<()> {
     prune_target(root);
     ensure_python_dev()?;
@@ -306,9 +320,10 @@ fn test(root: &Path) -> Result<()> {
     build_carets(root)?;
     build_web(root)?;
     let chromium = ensure_chromium()?;
+    let s3s_fs = ensure_s3s_fs()?;
     // Every step runs even when an earlier one fails; the run fails if any did.
     let mut failed = Vec::new();
-    if let Err(e) = run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"])) {
+    if let Err(e) = run(Command::new(env!("CARGO")).current_dir(root).args(["test", "--workspace", "--no-fail-fast"]).env("SYMPHONY_S3S_FS", &s3s_fs)) {
         failed.push(format!("cargo test: {e:#}"));
     }
     if let Err(e) = run(npm().current_dir(web_dir(root)).args(["run", "--silent", "test"])) {
@@ -367,9 +382,16 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         // Best effort: without Dask the DAG benchmark still runs and says what is missing.
         let _ = run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "dask"]));
     }
+    // The artifact benchmark compares storage with restic and borg (git is already here).
+    if args.is_empty() || args.iter().any(|a| a == "ingest" || a == "artifacts") {
+        let missing = |tool: &str| !Command::new(tool).arg(if tool == "restic" { "version" } else { "--version" }).output().is_ok_and(|o| o.status.success());
+        if missing("restic") || missing("borg") {
+            let _ = apt_install(&["restic", "borgbackup"], "the dedup comparison uses them");
+        }
+    }
     // The developer-loop benchmark drives the release `symphony` binary next to `carets`.
     run(Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "-q", "-p", "symphony"]))?;
-    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag"), ("carets", "dev_loop"), ("symphony", "swap"), ("symphony", "rpc"), ("symphony-artifacts", "store"), ("symphony-conductor", "conductor")] {
+    for (package, bench) in [("symphony-kernel", "kernel"), ("symphony-dag", "dag"), ("carets", "dev_loop"), ("symphony", "swap"), ("symphony", "rpc"), ("symphony-artifacts", "store"), ("symphony-stale", "sweep"), ("symphony-conductor", "conductor")] {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(root).args(["bench", "-q", "-p", package, "--bench", bench, "--"]).args(args);
         run(&mut cmd)?;

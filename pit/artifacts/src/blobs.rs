@@ -1,20 +1,28 @@
-//! Content-addressed, chunk-deduplicated, compressed blob storage (see the crate docs).
-//!
-//! Layout under the store's root:
-//! - `chunks/<first two hex>/<blake3>.zst` — one compressed chunk;
-//! - `blobs/<blake3>.recipe` — postcard: the blob's length and its chunk hashes, with a
-//!   BLAKE3 checksum of that encoding in front.
+//! Content-addressed, chunk-deduplicated, compressed blob storage over the pack journal (see
+//! the crate docs). A blob is cut into content-defined chunks (FastCDC); each chunk is stored
+//! once, zstd-compressed (or raw when that is not smaller), keyed by the BLAKE3 of its bytes
+//! and checked against it on every read. Every blob has a recipe (its length and chunks) keyed
+//! by the BLAKE3 of the whole, written after its chunks, so a blob is visible only when whole.
 
+use crate::catalog::{Recipe, StoreCatalog, Tier};
+use crate::pack::{Journal, Kind, Loc, Record};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-/// Chunk sizes: small enough that an edit rewrites little, large enough that per-chunk files
-/// stay few (FastCDC normalises around the average).
+/// Chunk sizes: small enough that an edit rewrites little, large enough that per-chunk
+/// overhead stays small (FastCDC normalises around the average).
 const MIN_CHUNK: u32 = 16 << 10;
 const AVG_CHUNK: u32 = 64 << 10;
 const MAX_CHUNK: u32 = 256 << 10;
+/// A large blob's chunks are appended in batches of about this much, so memory stays bounded;
+/// its recipe (and version) comes last.
+const BATCH_BYTES: usize = 32 << 20;
+/// Chunk payloads start with how they are stored.
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
 
 /// The BLAKE3 of a blob's content, hex.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,16 +46,13 @@ pub enum StoreError {
     Corrupt { what: &'static str, hash: String, path: PathBuf, reason: String },
     #[error("`{0}` is not a blob id (64 hex digits)")]
     BadId(String),
+    /// The blob is in a warm or cold tier and could not be brought back.
+    #[error("blob {id} is in the {tier} tier and could not be restored: {reason}")]
+    Restore { id: BlobId, tier: &'static str, reason: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Recipe {
-    len: u64,
-    chunks: Vec<[u8; 32]>,
 }
 
 /// What a `put` stored.
@@ -72,6 +77,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub blobs_kept: usize,
     pub chunks_kept: usize,
+    /// Pack files rewritten without their dead records.
+    pub packs_rewritten: usize,
 }
 
 /// What the blob layer holds.
@@ -79,252 +86,406 @@ pub struct GcReport {
 pub struct Usage {
     pub blobs: usize,
     pub chunks: usize,
-    /// Bytes on disk: compressed chunks and recipes.
+    /// Bytes on disk: the pack files.
     pub stored_bytes: u64,
 }
 
+/// Brings a warm or cold blob's bytes back (the stale manager installs one).
+pub type Restorer = dyn Fn(&BlobId, &Tier) -> Result<Vec<u8>, String> + Send + Sync;
+
 /// A blob store rooted at a directory.
-#[derive(Debug)]
 pub struct BlobStore {
     root: PathBuf,
     level: i32,
+    pub(crate) journal: Journal<StoreCatalog>,
+    restorer: RwLock<Option<Arc<Restorer>>>,
 }
 
-/// Writes `bytes` to `path` so that `path` is either absent or whole: temp file, fsync, rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(StoreError::Io { path: path.to_path_buf(), source: e });
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore").field("root", &self.root).field("level", &self.level).finish_non_exhaustive()
     }
-    Ok(())
 }
 
-fn parse_id(id: &BlobId) -> Result<blake3::Hash, StoreError> {
-    blake3::Hash::from_hex(&id.0).map_err(|_| StoreError::BadId(id.0.clone()))
+pub(crate) fn parse_id(id: &BlobId) -> Result<[u8; 32], StoreError> {
+    blake3::Hash::from_hex(&id.0).map(|h| *h.as_bytes()).map_err(|_| StoreError::BadId(id.0.clone()))
+}
+
+fn hex(key: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*key).to_hex().to_string()
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// The stored form of a chunk: zstd when that is smaller, else raw.
+fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
+    let compressed = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+        }
+        c.as_mut().and_then(|(_, z)| z.compress(data).ok())
+    });
+    match compressed {
+        Some(z) if z.len() < data.len() => {
+            let mut out = Vec::with_capacity(z.len() + 1);
+            out.push(ZSTD);
+            out.extend_from_slice(&z);
+            out
+        }
+        _ => {
+            let mut out = Vec::with_capacity(data.len() + 1);
+            out.push(RAW);
+            out.extend_from_slice(data);
+            out
+        }
+    }
+}
+
+fn decode_chunk(payload: &[u8]) -> Result<Vec<u8>, String> {
+    match payload.split_first() {
+        Some((&RAW, data)) => Ok(data.to_vec()),
+        Some((&ZSTD, data)) => DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
+            }
+            d.as_mut().map_or_else(|| Err("no decompressor".to_owned()), |d| d.decompress(data, MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}")))
+        }),
+        _ => Err("unknown chunk encoding".to_owned()),
+    }
+}
+
+/// A chunk's hash, and its stored form if it is new.
+type Encoded = ([u8; 32], Option<Vec<u8>>);
+
+/// The blob's records still to append (the rest went out in earlier batches) and its report.
+pub(crate) struct Prepared {
+    pub records: Vec<Record>,
+    pub report: PutReport,
 }
 
 impl BlobStore {
     /// Opens (creating) a store; `level` is the zstd level (1–22; 3 is zstd's default).
     pub fn open(root: impl Into<PathBuf>, level: i32) -> Result<Self, StoreError> {
         let root = root.into();
-        for sub in ["chunks", "blobs"] {
-            let dir = root.join(sub);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let journal = Journal::open(&root.join("packs"), StoreCatalog::default())?;
+        for d in &journal.damage {
+            tracing::warn!(pack = %d.path.display(), offset = d.offset, len = d.len, "{}", d.reason);
         }
-        Ok(Self { root, level: level.clamp(1, 22) })
+        Ok(Self { root, level: level.clamp(1, 22), journal, restorer: RwLock::new(None) })
     }
 
-    fn chunk_path(&self, hash: &blake3::Hash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.root.join("chunks").join(&hex[..2]).join(format!("{hex}.zst"))
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
-    fn recipe_path(&self, id: &blake3::Hash) -> PathBuf {
-        self.root.join("blobs").join(format!("{}.recipe", id.to_hex()))
+    /// Installs what brings warm and cold blobs back on access.
+    pub fn set_restorer(&self, restorer: Arc<Restorer>) {
+        *self.restorer.write().unwrap_or_else(|p| p.into_inner()) = Some(restorer);
     }
 
-    /// Stores `bytes`; chunks already in the store are not written again.
-    pub fn put(&self, bytes: &[u8]) -> Result<PutReport, StoreError> {
-        let id = blake3::hash(bytes);
-        let mut recipe = Recipe { len: bytes.len() as u64, chunks: Vec::new() };
+    /// Cuts `bytes` into chunks and makes the records of those not stored yet; large blobs
+    /// have their chunks appended (durably) in batches, and only the rest is returned.
+    pub(crate) fn prepare(&self, bytes: &[u8]) -> Result<Prepared, StoreError> {
+        let cuts: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::new(bytes, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect();
+        let workers = if bytes.len() >= 4 << 20 { std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) } else { 1 };
+        let mut recipe = Recipe { len: bytes.len() as u64, chunks: Vec::with_capacity(cuts.len()) };
         let (mut reused, mut written) = (0, 0u64);
-        for chunk in fastcdc::v2020::FastCDC::new(bytes, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
-            let data = &bytes[chunk.offset..chunk.offset + chunk.length];
-            let hash = blake3::hash(data);
-            let path = self.chunk_path(&hash);
-            if path.exists() {
-                reused += 1;
-            } else {
-                let compressed = zstd::bulk::compress(data, self.level).map_err(io(&path))?;
-                written += compressed.len() as u64;
-                write_atomic(&path, &compressed)?;
+        let mut records = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut seen = HashSet::new();
+        let mut id = None;
+        std::thread::scope(|s| -> Result<(), StoreError> {
+            // The whole blob's hash alongside the chunks' (it is one more pass over the bytes).
+            let whole = (workers > 1).then(|| s.spawn(|| blake3::hash(bytes)));
+            for group in cuts.chunks(256) {
+                // Hash and encode a group of chunks across the workers.
+                let per = group.len().div_ceil(workers);
+                let encoded: Vec<Vec<Encoded>> = if workers > 1 {
+                    let handles: Vec<_> = group
+                        .chunks(per.max(1))
+                        .map(|part| s.spawn(move || part.iter().map(|&(o, l)| self.encode_if_new(&bytes[o..o + l])).collect::<Vec<_>>()))
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+                } else {
+                    vec![group.iter().map(|&(o, l)| self.encode_if_new(&bytes[o..o + l])).collect()]
+                };
+                for (hash, payload) in encoded.into_iter().flatten() {
+                    recipe.chunks.push(hash);
+                    match payload {
+                        Some(payload) if seen.insert(hash) => {
+                            written += payload.len() as u64;
+                            pending_bytes += payload.len();
+                            records.push(Record { kind: Kind::Chunk, key: hash, payload });
+                        }
+                        _ => reused += 1,
+                    }
+                }
+                if pending_bytes >= BATCH_BYTES {
+                    self.journal.append(std::mem::take(&mut records), None)?;
+                    pending_bytes = 0;
+                }
             }
-            recipe.chunks.push(*hash.as_bytes());
+            id = Some(match whole {
+                Some(h) => h.join().unwrap_or_else(|_| blake3::hash(bytes)),
+                None => blake3::hash(bytes),
+            });
+            Ok(())
+        })?;
+        let id = id.unwrap_or_else(|| blake3::hash(bytes));
+        let chunks = recipe.chunks.len();
+        if !self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).recipes.contains_key(id.as_bytes()) {
+            let payload = postcard::to_allocvec(&recipe).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+            records.push(Record { kind: Kind::Recipe, key: *id.as_bytes(), payload });
         }
-        // The recipe last: a blob is visible only once all its chunks are.
-        let encoded = postcard::to_allocvec(&recipe).map_err(|e| StoreError::Io { path: self.recipe_path(&id), source: std::io::Error::other(e) })?;
-        let mut framed = blake3::hash(&encoded).as_bytes().to_vec();
-        framed.extend_from_slice(&encoded);
-        write_atomic(&self.recipe_path(&id), &framed)?;
-        Ok(PutReport { id: BlobId(id.to_hex().to_string()), len: recipe.len, chunks: recipe.chunks.len(), reused, written })
+        Ok(Prepared { records, report: PutReport { id: BlobId(id.to_hex().to_string()), len: bytes.len() as u64, chunks, reused, written } })
     }
 
-    fn recipe(&self, id: &BlobId) -> Result<Recipe, StoreError> {
-        let hash = parse_id(id)?;
-        let path = self.recipe_path(&hash);
-        let framed = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(id.clone())),
-            Err(e) => return Err(StoreError::Io { path, source: e }),
-        };
-        let corrupt = |reason: &str| StoreError::Corrupt { what: "recipe of blob", hash: id.0.clone(), path: path.clone(), reason: reason.to_owned() };
-        if framed.len() < 32 || blake3::hash(&framed[32..]).as_bytes() != &framed[..32] {
-            return Err(corrupt("checksum mismatch"));
-        }
-        postcard::from_bytes(&framed[32..]).map_err(|e| corrupt(&e.to_string()))
+    /// A chunk's hash, and its stored form unless the store has it already.
+    fn encode_if_new(&self, data: &[u8]) -> Encoded {
+        let hash = *blake3::hash(data).as_bytes();
+        let known = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).chunks.contains_key(&hash);
+        (hash, (!known).then(|| encode_chunk(data, self.level)))
+    }
+
+    /// Stores `bytes` (durably, once this returns); chunks already stored are not written again.
+    pub fn put(&self, bytes: &[u8]) -> Result<PutReport, StoreError> {
+        let prepared = self.prepare(bytes)?;
+        self.journal.append(prepared.records, None)?;
+        Ok(prepared.report)
+    }
+
+    fn recipe(&self, key: &[u8; 32]) -> Option<Arc<Recipe>> {
+        self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).recipes.get(key).map(|(_, r)| Arc::clone(r))
     }
 
     /// Reads one chunk, checking it against its name.
-    fn chunk(&self, hash: &blake3::Hash) -> Result<Vec<u8>, StoreError> {
-        let path = self.chunk_path(hash);
-        let corrupt = |reason: String| StoreError::Corrupt { what: "chunk", hash: hash.to_hex().to_string(), path: path.clone(), reason };
-        let compressed = std::fs::read(&path).map_err(|e| corrupt(format!("cannot be read: {e}")))?;
-        let data = zstd::stream::decode_all(compressed.as_slice()).map_err(|e| corrupt(format!("does not decompress: {e}")))?;
-        if blake3::hash(&data) != *hash {
-            return Err(corrupt("its bytes do not match its BLAKE3".to_owned()));
+    fn chunk(&self, hash: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |path: PathBuf, reason: String| StoreError::Corrupt { what: "chunk", hash: hex(hash), path, reason };
+        let Some((loc, (), file)) = self.journal.locate(|c| c.chunks.get(hash).map(|l| (*l, ()))) else {
+            return Err(corrupt(self.root.join("packs"), "is missing from the store".to_owned()));
+        };
+        let path = self.journal.pack_path(loc.pack);
+        let payload = self.journal.read(&file, loc, Kind::Chunk, hash, false).map_err(|r| corrupt(path.clone(), r))?;
+        let data = decode_chunk(&payload).map_err(|r| corrupt(path.clone(), format!("{r} (at byte {} of the pack)", loc.offset)))?;
+        if blake3::hash(&data).as_bytes() != hash {
+            return Err(corrupt(path, format!("its bytes do not match its BLAKE3 (at byte {} of the pack)", loc.offset)));
         }
         Ok(data)
     }
 
-    /// The blob's bytes, every chunk and the whole checked.
+    /// The blob's bytes, every chunk and the whole checked. A warm or cold blob is restored to
+    /// this store first.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, StoreError> {
-        let recipe = self.recipe(id)?;
+        let key = parse_id(id)?;
+        let tier = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).tier(&key);
+        if tier != Tier::Hot {
+            return self.restore(id, &tier);
+        }
+        let recipe = self.recipe(&key).ok_or_else(|| self.missing(id, &key))?;
         let mut out = Vec::with_capacity(usize::try_from(recipe.len).unwrap_or(0));
         for hash in &recipe.chunks {
-            out.extend_from_slice(&self.chunk(&blake3::Hash::from_bytes(*hash))?);
+            let data = self.chunk(hash)?;
+            if recipe.chunks.len() == 1 {
+                // One chunk: its hash was the blob's, and it was just checked.
+                return Ok(data);
+            }
+            out.extend_from_slice(&data);
         }
-        if blake3::hash(&out).to_hex().as_str() != id.0 {
-            return Err(StoreError::Corrupt { what: "blob", hash: id.0.clone(), path: self.recipe_path(&parse_id(id)?), reason: "its chunks do not add up to it".to_owned() });
+        if blake3::hash(&out).as_bytes() != &key {
+            return Err(StoreError::Corrupt { what: "blob", hash: id.0.clone(), path: self.root.join("packs"), reason: "its chunks do not add up to it".to_owned() });
         }
         Ok(out)
     }
 
-    /// Whether a blob is stored (its recipe exists).
-    pub fn contains(&self, id: &BlobId) -> bool {
-        parse_id(id).is_ok_and(|h| self.recipe_path(&h).exists())
-    }
-
-    /// How many blobs and chunks there are, and the bytes they take on disk.
-    pub fn usage(&self) -> Result<Usage, StoreError> {
-        let mut usage = Usage::default();
-        for (dir, chunks) in [(self.root.join("blobs"), false), (self.root.join("chunks"), true)] {
-            let mut stack = vec![dir];
-            while let Some(dir) = stack.pop() {
-                for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-                    let entry = entry.map_err(io(&dir))?;
-                    let path = entry.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                        continue;
-                    }
-                    let name = entry.file_name();
-                    let name = name.to_string_lossy();
-                    if name.starts_with(".tmp-") {
-                        continue;
-                    }
-                    usage.stored_bytes += entry.metadata().map_or(0, |m| m.len());
-                    if chunks {
-                        usage.chunks += 1;
-                    } else {
-                        usage.blobs += 1;
-                    }
-                }
-            }
+    /// Why a blob has no recipe: never stored, or its recipe record was found damaged.
+    fn missing(&self, id: &BlobId, key: &[u8; 32]) -> StoreError {
+        match self.journal.damaged.get(key) {
+            Some((Kind::Recipe, loc)) => StoreError::Corrupt {
+                what: "recipe of blob",
+                hash: id.0.clone(),
+                path: self.journal.pack_path(loc.pack),
+                reason: format!("the record fails its checksum (at byte {} of the pack)", loc.offset),
+            },
+            _ => StoreError::NotFound(id.clone()),
         }
-        Ok(usage)
     }
 
-    /// Every stored blob.
-    pub fn ids(&self) -> Result<Vec<BlobId>, StoreError> {
-        let dir = self.root.join("blobs");
+    /// The first `limit` bytes (or a little more) of a hot blob, each chunk checked; for
+    /// indexing, which reads only that much.
+    pub fn read_prefix(&self, id: &BlobId, limit: usize) -> Result<Vec<u8>, StoreError> {
+        let recipe = self.recipe(&parse_id(id)?).ok_or_else(|| StoreError::NotFound(id.clone()))?;
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            if let Some(hex) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".recipe")) {
-                out.push(BlobId(hex.to_owned()));
+        for hash in &recipe.chunks {
+            if out.len() >= limit {
+                break;
             }
+            out.extend_from_slice(&self.chunk(hash)?);
         }
         Ok(out)
     }
 
-    /// Removes every blob not in `keep`, then every chunk no kept blob uses, and leftover
-    /// temporary files. Recipes go first, so a crash part-way leaves blobs that are either
-    /// whole or gone; a kept blob whose recipe cannot be read stops the collection before any
-    /// chunk is removed. The caller keeps writers out while it runs.
-    pub fn gc(&self, keep: &std::collections::HashSet<BlobId>) -> Result<GcReport, StoreError> {
-        let mut report = GcReport::default();
-        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut used = std::collections::HashSet::new();
-        for id in self.ids()? {
-            if keep.contains(&id) {
-                for hash in self.recipe(&id)?.chunks {
-                    used.insert(hash);
-                }
-                report.blobs_kept += 1;
-            } else {
-                let path = self.recipe_path(&parse_id(&id)?);
-                report.bytes_freed += size(&path);
-                std::fs::remove_file(&path).map_err(io(&path))?;
-                report.blobs_removed += 1;
-            }
+    fn restore(&self, id: &BlobId, tier: &Tier) -> Result<Vec<u8>, StoreError> {
+        let tier_name = match tier {
+            Tier::Hot => "hot",
+            Tier::Warm { .. } => "warm",
+            Tier::Cold { .. } => "cold",
+        };
+        let failed = |reason: String| StoreError::Restore { id: id.clone(), tier: tier_name, reason };
+        let restorer = self.restorer.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| failed("no stale manager is attached to this store".to_owned()))?;
+        let bytes = restorer(id, tier).map_err(failed)?;
+        if blake3::hash(&bytes).to_hex().as_str() != id.0 {
+            return Err(failed("the bytes brought back do not match the blob's BLAKE3".to_owned()));
         }
-        for dir in [self.root.join("blobs"), self.root.join("chunks")] {
-            let mut stack = vec![dir];
-            while let Some(dir) = stack.pop() {
-                for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-                    let path = entry.map_err(io(&dir))?.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                        continue;
-                    }
-                    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-                    let remove = if name.starts_with(".tmp-") {
-                        report.temp_files_removed += 1;
-                        true
-                    } else if let Some(hex) = name.strip_suffix(".zst") {
-                        let used_here = blake3::Hash::from_hex(hex).is_ok_and(|h| used.contains(h.as_bytes()));
-                        if used_here {
-                            report.chunks_kept += 1;
-                        } else {
-                            report.chunks_removed += 1;
-                        }
-                        !used_here
-                    } else {
-                        false
-                    };
-                    if remove {
-                        report.bytes_freed += size(&path);
-                        std::fs::remove_file(&path).map_err(io(&path))?;
-                    }
+        let prepared = self.prepare(&bytes)?;
+        let mut records = prepared.records;
+        records.push(placement(&parse_id(id)?, &Tier::Hot)?);
+        self.journal.append(records, None)?;
+        Ok(bytes)
+    }
+
+    /// Records (in one durable append) that blobs' bytes are now in other tiers (the stale
+    /// manager moved them there first). Hot copies are left to the next collection.
+    pub fn set_tiers(&self, moved: &[(BlobId, Tier)]) -> Result<(), StoreError> {
+        let records = moved.iter().map(|(id, tier)| placement(&parse_id(id)?, tier)).collect::<Result<Vec<_>, _>>()?;
+        self.journal.append(records, None)?;
+        Ok(())
+    }
+
+    /// Every blob not in the hot tier, and where it is.
+    pub fn placements(&self) -> Vec<(BlobId, Tier)> {
+        let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+        c.tiers.iter().filter(|(_, (_, t))| *t != Tier::Hot).map(|(k, (_, t))| (BlobId(hex(k)), t.clone())).collect()
+    }
+
+    /// The tier a blob is in.
+    pub fn tier(&self, id: &BlobId) -> Result<Tier, StoreError> {
+        Ok(self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).tier(&parse_id(id)?))
+    }
+
+    /// Whether a blob is stored (in any tier).
+    pub fn contains(&self, id: &BlobId) -> bool {
+        parse_id(id).is_ok_and(|k| {
+            let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+            c.recipes.contains_key(&k) || c.tier(&k) != Tier::Hot
+        })
+    }
+
+    /// How many blobs and chunks there are, and the bytes their packs take on disk.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let (blobs, chunks) = {
+            let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+            (c.recipes.len(), c.chunks.len())
+        };
+        Ok(Usage { blobs, chunks, stored_bytes: self.journal.disk_bytes() })
+    }
+
+    /// Every blob whose bytes are here (hot).
+    pub fn ids(&self) -> Result<Vec<BlobId>, StoreError> {
+        Ok(self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).recipes.keys().map(|k| BlobId(hex(k))).collect())
+    }
+
+    /// Drops every blob not in `keep` (or kept but moved to another tier), every chunk no kept
+    /// blob uses, and leftover temporary files: packs holding such records are rewritten
+    /// with only the live ones (appended durably first, then the old pack deleted), so a
+    /// crash part-way leaves both copies or one — never none. The caller keeps writers out.
+    pub fn gc(&self, keep: &HashSet<BlobId>) -> Result<GcReport, StoreError> {
+        let mut report = GcReport::default();
+        let keep: HashSet<[u8; 32]> = keep.iter().filter_map(|id| parse_id(id).ok()).collect();
+        let live_chunks: HashSet<[u8; 32]> = {
+            let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+            let mut live = HashSet::new();
+            for (key, (_, recipe)) in &c.recipes {
+                if keep.contains(key) && c.tier(key) == Tier::Hot {
+                    live.extend(recipe.chunks.iter().copied());
+                    report.blobs_kept += 1;
                 }
+            }
+            report.chunks_kept = live.len();
+            live
+        };
+        let live = |c: &StoreCatalog, kind: Kind, key: &[u8; 32], loc: Loc| match kind {
+            Kind::Chunk => live_chunks.contains(key) && c.chunks.get(key) == Some(&loc),
+            Kind::Recipe => keep.contains(key) && c.tier(key) == Tier::Hot && c.recipes.get(key).is_some_and(|(l, _)| *l == loc),
+            Kind::Version => c.version_locs.get(key) == Some(&loc),
+            Kind::Tombstone => true,
+            Kind::Placement => c.tiers.get(key).is_some_and(|(l, _)| *l == loc),
+        };
+        let before = self.journal.packs();
+        self.journal.compact(&live, |kind, bytes| {
+            match kind {
+                Kind::Chunk => report.chunks_removed += 1,
+                Kind::Recipe => report.blobs_removed += 1,
+                _ => {}
+            }
+            report.bytes_freed += bytes;
+        })?;
+        report.packs_rewritten = before.iter().filter(|p| !self.journal.packs().contains(p)).count();
+        // Temporary files of interrupted writes (warm packs, index files written aside).
+        let dir = self.root.join("packs");
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                report.bytes_freed += entry.metadata().map_or(0, |m| m.len());
+                std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+                report.temp_files_removed += 1;
             }
         }
         Ok(report)
     }
 
-    /// Checks every chunk of every blob; returns what is corrupt (empty: all good).
+    /// Reads every record of every pack, checking each against its checksum and every chunk
+    /// against its BLAKE3; returns what is damaged (empty: all good).
     pub fn verify(&self) -> Result<Vec<StoreError>, StoreError> {
-        let dir = self.root.join("blobs");
         let mut problems = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            let Some(hex) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".recipe")) else { continue };
-            let recipe = match self.recipe(&BlobId(hex.to_owned())) {
-                Ok(r) => r,
-                Err(e) => {
-                    problems.push(e);
-                    continue;
-                }
-            };
-            for hash in recipe.chunks {
-                if seen.insert(hash)
-                    && let Err(e) = self.chunk(&blake3::Hash::from_bytes(hash))
-                {
-                    problems.push(e);
-                }
+        for pack in self.journal.packs() {
+            let path = self.journal.pack_path(pack);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let mut damage = Vec::new();
+            crate::pack::walk(
+                pack,
+                &bytes,
+                &path,
+                |f| {
+                    if f.kind == Kind::Chunk && f.whole {
+                        match decode_chunk(f.payload) {
+                            Ok(data) if blake3::hash(&data).as_bytes() == &f.key => {}
+                            Ok(_) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("its bytes do not match its BLAKE3 (at byte {} of the pack)", f.loc.offset) }),
+                            Err(r) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("{r} (at byte {} of the pack)", f.loc.offset) }),
+                        }
+                    } else if !f.whole {
+                        let what = match f.kind {
+                            Kind::Chunk => "chunk",
+                            Kind::Recipe => "recipe of blob",
+                            Kind::Version => "version record",
+                            Kind::Tombstone => "tombstone",
+                            Kind::Placement => "placement of blob",
+                        };
+                        problems.push(StoreError::Corrupt { what, hash: hex(&f.key), path: path.clone(), reason: format!("the record fails its checksum (at byte {} of the pack)", f.loc.offset) });
+                    }
+                },
+                &mut damage,
+            );
+            for d in damage.into_iter().filter(|d| !d.reason.starts_with("record fails")) {
+                problems.push(StoreError::Corrupt { what: "pack region", hash: format!("{}+{}", d.offset, d.len), path: d.path, reason: d.reason });
+            }
+        }
+        // Every live recipe's chunks must be there.
+        let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+        for (key, (_, recipe)) in &c.recipes {
+            if let Some(missing) = recipe.chunks.iter().find(|h| !c.chunks.contains_key(*h)) {
+                problems.push(StoreError::Corrupt { what: "blob", hash: hex(key), path: self.root.join("packs"), reason: format!("its chunk {} is missing", hex(missing)) });
             }
         }
         Ok(problems)
     }
+}
+
+pub(crate) fn placement(key: &[u8; 32], tier: &Tier) -> Result<Record, StoreError> {
+    let payload = serde_json::to_vec(tier).map_err(|e| StoreError::Io { path: PathBuf::from("placement"), source: std::io::Error::other(e) })?;
+    Ok(Record { kind: Kind::Placement, key: *key, payload })
 }

@@ -1,16 +1,20 @@
 //! Named artifacts with versions, git-like: each version of a name points at a blob and at its
-//! parent version, with metadata and lineage. A name's history is an append-only JSON-lines
-//! file (`names/<name>.jsonl`), one `write` + fsync per version; a torn last line (a crash
-//! mid-append) is skipped on read and reported, never fatal. One process writes a store at a
-//! time: opening it for writing takes an exclusive lock and a second writer is refused.
+//! parent version, with metadata and lineage. A version is a JSON record in the pack journal,
+//! appended in the same batch as its blob's new chunks, so a put is one durable append. The
+//! search index follows the journal on its own thread (`indexer`): a put returns once durable,
+//! and is searchable within the commit interval when the indexer keeps up. One process writes
+//! a store at a time: opening it takes an exclusive lock and a second writer is refused.
 
-use crate::blobs::{BlobId, BlobStore, StoreError};
+use crate::blobs::{parse_id, BlobId, BlobStore, StoreError};
+use crate::catalog::{version_key, Tier, Tombstone};
+use crate::pack::{Kind, Record};
 use crate::quality::{assess, Quality};
 use crate::search::{Hit, SearchError, SearchIndex};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Where an artifact came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +55,9 @@ pub struct Version {
     pub quality: Option<Quality>,
 }
 
-/// Larger artifacts are stored without a quality score (scoring reads them as text).
-const SCORED_UP_TO: usize = 16 << 20;
+/// Larger artifacts are stored without a quality score: scoring reads them as text, and past
+/// this size that costs more than storing them (and they are seldom hand-written).
+const SCORED_UP_TO: usize = 4 << 20;
 
 /// What a store holds: names and versions, the bytes they stand for, and what that takes on
 /// disk after deduplication and compression.
@@ -74,9 +79,6 @@ pub struct Stats {
     pub mean_quality: Option<f64>,
 }
 
-/// A name's versions, oldest first, and how many torn lines its file had.
-type History = (std::sync::Arc<Vec<Version>>, usize);
-
 /// Errors of the named layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -95,20 +97,82 @@ pub enum ArtifactError {
 }
 
 /// Named, versioned artifacts over a blob store.
-#[derive(Debug)]
 pub struct ArtifactStore {
-    blobs: BlobStore,
+    blobs: Arc<BlobStore>,
     root: PathBuf,
     /// Held for the store's life: the exclusive write lock.
     _lock: std::fs::File,
-    appending: Mutex<()>,
-    /// Puts share it; garbage collection takes it alone, so it never removes the chunks of a
+    /// Puts share it; garbage collection takes it alone, so it never drops the chunks of a
     /// blob whose version is still being recorded.
     collecting: std::sync::RwLock<()>,
-    search: SearchIndex,
-    /// Each name's history as read from its file (and the torn lines skipped), kept current by
-    /// `put`: this process is the store's only writer (the lock), so the copy cannot go stale.
-    histories: std::sync::RwLock<std::collections::HashMap<String, History>>,
+    search: Arc<SearchIndex>,
+    /// The last version number handed out per name (ahead of the catalog while in flight).
+    numbered: Mutex<HashMap<String, u64>>,
+    indexed: Arc<Progress>,
+    indexer: Option<std::thread::JoinHandle<()>>,
+    /// When each blob was last read (unix seconds), for retention policies.
+    access: Mutex<HashMap<[u8; 32], u64>>,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactStore").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+/// How far the indexer has got, in journal positions.
+#[derive(Default)]
+struct Progress {
+    done: Mutex<u64>,
+    moved: Condvar,
+}
+
+/// Follows the journal: indexes the latest version of each name a record touched, in order,
+/// and tells the index (and `commit_index`) how far it got.
+fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, search: &SearchIndex, progress: &Progress) {
+    while let Ok(first) = feed.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096
+            && let Ok(next) = feed.try_recv()
+        {
+            batch.push(next);
+        }
+        let upto = batch.iter().map(|(p, _)| *p).max().unwrap_or(0);
+        let mut seen = std::collections::HashSet::new();
+        for (_, name) in batch {
+            if seen.insert(name.clone()) {
+                index_latest(blobs, search, &name);
+            }
+        }
+        search.set_position(upto);
+        let mut done = progress.done.lock().unwrap_or_else(|p| p.into_inner());
+        *done = (*done).max(upto);
+        progress.moved.notify_all();
+    }
+}
+
+/// Indexes what a name's latest version holds (by name only when its bytes are in another
+/// tier, or not text).
+fn index_latest(blobs: &BlobStore, search: &SearchIndex, name: &str) {
+    let latest = blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).and_then(|h| h.last().cloned());
+    let Some(v) = latest else {
+        search.remove(name);
+        return;
+    };
+    let bytes = match blobs.tier(&v.blob) {
+        Ok(Tier::Hot) => blobs.read_prefix(&v.blob, crate::search::MAX_INDEXED).ok(),
+        _ => None,
+    };
+    let text = bytes.as_deref().and_then(|b| match std::str::from_utf8(b) {
+        Ok(t) => Some(t),
+        // Cut mid-character by the prefix: index up to it.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&b[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    });
+    let quality = v.quality.as_ref().map(|q| q.score);
+    if let Err(e) = search.put(&v.name, v.version, &v.meta.kind, &v.meta.tags, quality, text) {
+        tracing::warn!(name, "not indexed: {e}");
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -123,11 +187,15 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 impl ArtifactStore {
     /// Opens (creating) a store for writing; refused while another process has it open.
     pub fn open(root: impl Into<PathBuf>, level: i32) -> Result<Self, ArtifactError> {
         let root = root.into();
-        let blobs = BlobStore::open(&root, level)?;
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::Io { path: root.clone(), source: e })?;
         let lock_path = root.join("lock");
         let io = |e: std::io::Error| ArtifactError::Store(StoreError::Io { path: lock_path.clone(), source: e });
         let mut lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io)?;
@@ -137,33 +205,57 @@ impl ArtifactStore {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         lock.set_len(0).and_then(|()| write!(lock, "{}", std::process::id())).map_err(io)?;
-        std::fs::create_dir_all(root.join("names")).map_err(|e| ArtifactError::Store(StoreError::Io { path: root.join("names"), source: e }))?;
+        crate::legacy::import(&root, level)?;
+        let blobs = Arc::new(BlobStore::open(&root, level)?);
         let (search, fresh) = SearchIndex::open(&root.join("index"))?;
-        let store = Self {
+        let search = Arc::new(search);
+        let (feed, follow) = std::sync::mpsc::channel();
+        let names = {
+            let mut catalog = blobs.journal.catalog.write().unwrap_or_else(|p| p.into_inner());
+            catalog.feed = Some(feed.clone());
+            catalog.names.len() as u64
+        };
+        // A new or replaced index, or one holding names the store no longer has, is rebuilt;
+        // otherwise what the journal holds past the index's last commit is indexed again.
+        let indexed = Arc::new(Progress::default());
+        if fresh || search.len() > names {
+            rebuild(&blobs, &search)?;
+        } else {
+            let from = search.position();
+            let catalog = blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+            for (name, history) in &catalog.names {
+                let at = history.last().and_then(|v| catalog.version_locs.get(&version_key(name, v.version))).map_or(u64::MAX, |l| l.position());
+                if at > from || search.len() < names {
+                    let _ = feed.send((catalog.last_version_at, name.clone()));
+                }
+            }
+        }
+        drop(feed);
+        *indexed.done.lock().unwrap_or_else(|p| p.into_inner()) = search.position();
+        let indexer = {
+            let (blobs, search, progress) = (Arc::clone(&blobs), Arc::clone(&search), Arc::clone(&indexed));
+            std::thread::Builder::new()
+                .name("artifact-indexer".to_owned())
+                .spawn(move || indexer(&follow, &blobs, &search, &progress))
+                .map_err(|e| StoreError::Io { path: root.join("index"), source: e })?
+        };
+        let access = std::fs::read(root.join("access.bin")).ok().and_then(|b| postcard::from_bytes(&b).ok()).unwrap_or_default();
+        Ok(Self {
             blobs,
             root,
             _lock: lock,
-            appending: Mutex::new(()),
             collecting: std::sync::RwLock::new(()),
             search,
-            histories: std::sync::RwLock::default(),
-        };
-        // A new or replaced index, or one that missed names (a crash before its commit), is
-        // rebuilt from the store.
-        if fresh || store.indexed() != store.names()?.len() as u64 {
-            store.rebuild_index()?;
-        }
-        Ok(store)
+            numbered: Mutex::default(),
+            indexed,
+            indexer: Some(indexer),
+            access: Mutex::new(access),
+        })
     }
 
-    /// Every name in the store.
+    /// Every name in the store, sorted.
     pub fn names(&self) -> Result<Vec<String>, ArtifactError> {
-        let dir = self.root.join("names");
-        let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::Io { path: dir.clone(), source: e })?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".jsonl")).map(|n| n.replace("%2F", "/")))
-            .collect();
+        let mut names: Vec<String> = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.keys().cloned().collect();
         names.sort();
         Ok(names)
     }
@@ -171,22 +263,8 @@ impl ArtifactStore {
     /// Rebuilds the search index from the names and blobs (it is derived data); returns how
     /// many names were indexed. A blob that cannot be read is indexed by name only.
     pub fn rebuild_index(&self) -> Result<usize, ArtifactError> {
-        self.search.clear()?;
-        let names = self.names()?;
-        for name in &names {
-            let Ok((versions, _)) = self.log(name) else { continue };
-            let Some(latest) = versions.last() else { continue };
-            let bytes = self.blobs.get(&latest.blob).ok();
-            self.index(latest, bytes.as_deref())?;
-        }
-        self.search.commit()?;
-        Ok(names.len())
-    }
-
-    fn index(&self, v: &Version, bytes: Option<&[u8]>) -> Result<(), ArtifactError> {
-        let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
-        let quality = v.quality.as_ref().map(|q| q.score);
-        Ok(self.search.put(&v.name, v.version, &v.meta.kind, &v.meta.tags, quality, text)?)
+        self.commit_index()?;
+        rebuild(&self.blobs, &self.search)
     }
 
     /// The best `limit` matches of `query` among the latest versions, with snippets.
@@ -194,8 +272,15 @@ impl ArtifactStore {
         Ok(self.search.search(query, limit)?)
     }
 
-    /// Makes every put so far searchable now (the index commits on its own within ~100 ms).
+    /// Makes every put so far searchable now (otherwise that takes the indexer's lag plus
+    /// up to `COMMIT_EVERY`).
     pub fn commit_index(&self) -> Result<(), ArtifactError> {
+        let target = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).last_version_at;
+        let mut done = self.indexed.done.lock().unwrap_or_else(|p| p.into_inner());
+        while *done < target && self.indexer.as_ref().is_some_and(|h| !h.is_finished()) {
+            done = self.indexed.moved.wait_timeout(done, std::time::Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        drop(done);
         Ok(self.search.commit()?)
     }
 
@@ -204,102 +289,74 @@ impl ArtifactStore {
         self.search.len()
     }
 
-    fn history_path(&self, name: &str) -> PathBuf {
-        self.root.join("names").join(format!("{}.jsonl", name.replace('/', "%2F")))
+    /// Every version of `name`, oldest first.
+    pub fn log(&self, name: &str) -> Result<Vec<Version>, ArtifactError> {
+        Ok(self.history(name)?.as_ref().clone())
     }
 
-    /// Every version of `name`, oldest first, and how many torn lines were skipped.
-    pub fn log(&self, name: &str) -> Result<(Vec<Version>, usize), ArtifactError> {
-        let (versions, torn) = self.history(name)?;
-        Ok((versions.as_ref().clone(), torn))
-    }
-
-    /// The history of `name`, from memory once it has been read.
-    fn history(&self, name: &str) -> Result<(std::sync::Arc<Vec<Version>>, usize), ArtifactError> {
+    fn history(&self, name: &str) -> Result<Arc<Vec<Version>>, ArtifactError> {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
         }
-        if let Some((versions, torn)) = self.histories.read().unwrap_or_else(|p| p.into_inner()).get(name) {
-            return Ok((std::sync::Arc::clone(versions), *torn));
-        }
-        let path = self.history_path(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ArtifactError::NotFound(name.to_owned())),
-            Err(e) => return Err(StoreError::Io { path, source: e }.into()),
-        };
-        let (mut versions, mut torn) = (Vec::new(), 0);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Version>(line) {
-                Ok(v) => versions.push(v),
-                Err(_) => torn += 1,
-            }
-        }
-        let versions = std::sync::Arc::new(versions);
-        self.histories.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), (std::sync::Arc::clone(&versions), torn));
-        Ok((versions, torn))
+        self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).cloned().ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
     }
 
-    /// Stores `bytes` as the next version of `name`, its parent the current latest.
+    /// Stores `bytes` as the next version of `name`, its parent the current latest. Durable
+    /// once it returns: its chunks, recipe and version went out in one synced append (shared
+    /// with concurrent puts). Putting exactly what the latest version holds (bytes and
+    /// metadata) returns that version instead of making another.
     pub fn put(&self, name: &str, bytes: &[u8], meta: Meta) -> Result<Version, ArtifactError> {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
         }
         let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
-        let stored = self.blobs.put(bytes)?;
-        let _one_writer = self.appending.lock().unwrap_or_else(|p| p.into_inner());
-        let latest = match self.history(name) {
-            Ok((versions, _)) => versions.last().map(|v| v.version),
-            Err(ArtifactError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        let version = Version {
-            name: name.to_owned(),
-            version: latest.map_or(1, |l| l + 1),
-            blob: stored.id,
-            len: stored.len,
-            parent: latest,
-            created_at: now_rfc3339(),
-            quality: (bytes.len() <= SCORED_UP_TO).then(|| assess(name, &meta.kind, &meta.mime, bytes)),
-            meta,
-        };
-        let path = self.history_path(name);
-        let mut line: Vec<u8> = serde_json::to_vec(&version).map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
-        line.push(b'\n');
-        let mut append = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&path)?;
-            // After a torn line (a crash mid-append) start a fresh line, or this one is lost too.
-            let len = f.metadata()?.len();
-            if len > 0 {
-                use std::io::{Read, Seek, SeekFrom};
-                let mut last = [0u8; 1];
-                f.seek(SeekFrom::Start(len - 1))?;
-                f.read_exact(&mut last)?;
-                if last[0] != b'\n' {
-                    line.insert(0, b'\n');
-                }
-            }
-            f.write_all(&line)?;
-            f.sync_all()
-        };
-        if let Err(e) = append() {
-            // What is on disk now is unknown (a part of the line may be there): read it again.
-            self.histories.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-            return Err(StoreError::Io { path: path.clone(), source: e }.into());
-        }
+        // The same bytes and metadata as the latest version: that version is the answer (a
+        // tool that saves every file each time does not grow every history).
+        if let Ok(history) = self.history(name)
+            && let Some(latest) = history.last()
+            && latest.len == bytes.len() as u64
+            && latest.meta == meta
+            && latest.blob.0 == blake3::hash(bytes).to_hex().as_str()
+            && self.blobs.contains(&latest.blob)
         {
-            let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
-            let (versions, torn) = histories.remove(name).unwrap_or_default();
-            let mut versions = std::sync::Arc::unwrap_or_clone(versions);
-            versions.push(version.clone());
-            histories.insert(name.to_owned(), (std::sync::Arc::new(versions), torn));
+            return Ok(latest.clone());
         }
-        // Stored first, then indexed: a crash between the two leaves a store whose index is
-        // rebuilt, never an index entry for something not stored.
-        if let Err(e) = self.index(&version, Some(bytes)) {
-            tracing::warn!(name, "stored but not indexed: {e}");
-        }
-        Ok(version)
+        let prepared = self.blobs.prepare(bytes)?;
+        let quality = (bytes.len() <= SCORED_UP_TO).then(|| assess(name, &meta.kind, &meta.mime, bytes));
+        let mut version = None;
+        let mut make = || -> Result<Record, StoreError> {
+            // Under the journal's lock: numbers follow the order versions are written in.
+            let latest = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).and_then(|h| h.last().map(|v| v.version));
+            let mut numbered = self.numbered.lock().unwrap_or_else(|p| p.into_inner());
+            let last = numbered.get(name).copied().max(latest);
+            let number = last.map_or(1, |l| l + 1);
+            numbered.insert(name.to_owned(), number);
+            let v = Version {
+                name: name.to_owned(),
+                version: number,
+                blob: prepared.report.id.clone(),
+                len: prepared.report.len,
+                parent: last,
+                created_at: now_rfc3339(),
+                quality: quality.clone(),
+                meta: meta.clone(),
+            };
+            let payload = serde_json::to_vec(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+            let record = Record { kind: Kind::Version, key: version_key(name, number), payload };
+            version = Some(v);
+            Ok(record)
+        };
+        self.blobs.journal.append(prepared.records, Some(&mut make))?;
+        version.ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+    }
+
+    /// Deletes one version (a retention policy decided so): a tombstone in the journal; its
+    /// blob goes at the next collection if nothing else points at it.
+    pub fn delete(&self, name: &str, version: u64) -> Result<(), ArtifactError> {
+        self.resolve(&format!("{name}@{version}"))?;
+        let payload = serde_json::to_vec(&Tombstone { name: name.to_owned(), version }).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+        self.blobs.journal.append(vec![Record { kind: Kind::Tombstone, key: version_key(name, version), payload }], None)?;
+        Ok(())
     }
 
     /// A version by `name` (latest), `name@N`, or the bytes' BLAKE3.
@@ -308,16 +365,14 @@ impl ArtifactStore {
             Some((n, v)) => (n, Some(v.parse::<u64>().map_err(|_| ArtifactError::BadName(spec.to_owned()))?)),
             None => (spec, None),
         };
-        let (versions, _) = self.history(name)?;
+        let versions = self.history(name)?;
         let latest = versions.last().map_or(0, |v| v.version);
         match wanted {
             None => versions.last().cloned().ok_or_else(|| ArtifactError::NotFound(name.to_owned())),
-            // Versions are numbered 1, 2, 3 … in order: the Nth is at N−1 (checked, in case).
-            Some(n) => usize::try_from(n.wrapping_sub(1))
+            Some(n) => versions
+                .binary_search_by_key(&n, |v| v.version)
                 .ok()
                 .and_then(|i| versions.get(i))
-                .filter(|v| v.version == n)
-                .or_else(|| versions.iter().find(|v| v.version == n))
                 .cloned()
                 .ok_or(ArtifactError::NoVersion { name: name.to_owned(), version: n, latest }),
         }
@@ -325,24 +380,40 @@ impl ArtifactStore {
 
     /// The bytes of `name`, `name@N`, or a blob id (64 hex digits).
     pub fn get(&self, spec: &str) -> Result<Vec<u8>, ArtifactError> {
-        if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(self.blobs.get(&BlobId(spec.to_owned()))?);
+        let blob = if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) { BlobId(spec.to_owned()) } else { self.resolve(spec)?.blob };
+        let bytes = self.blobs.get(&blob)?;
+        if let Ok(key) = parse_id(&blob) {
+            self.access.lock().unwrap_or_else(|p| p.into_inner()).insert(key, now_secs());
         }
-        let version = self.resolve(spec)?;
-        Ok(self.blobs.get(&version.blob)?)
+        Ok(bytes)
+    }
+
+    /// When a blob was last read through this store (unix seconds), if ever.
+    pub fn last_access(&self, blob: &BlobId) -> Option<u64> {
+        let key = parse_id(blob).ok()?;
+        self.access.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied()
+    }
+
+    /// Writes the access times out (they are also written when the store closes).
+    pub fn save_access(&self) -> Result<(), ArtifactError> {
+        let bytes = postcard::to_allocvec(&*self.access.lock().unwrap_or_else(|p| p.into_inner())).map_err(|e| StoreError::Io { path: self.root.join("access.bin"), source: std::io::Error::other(e) })?;
+        crate::write_atomic(&self.root.join("access.bin"), &bytes)?;
+        Ok(())
     }
 
     /// Counts and sizes (see `Stats`).
     pub fn stats(&self) -> Result<Stats, ArtifactError> {
         let mut stats = Stats::default();
         let mut scores = Vec::new();
-        for name in self.names()? {
-            let (versions, _) = self.history(&name)?;
-            stats.names += 1;
-            stats.versions += versions.len();
-            stats.logical_bytes += versions.iter().map(|v| v.len).sum::<u64>();
-            if let Some(q) = versions.last().and_then(|v| v.quality.as_ref()) {
-                scores.push(q.score);
+        {
+            let catalog = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+            for versions in catalog.names.values() {
+                stats.names += 1;
+                stats.versions += versions.len();
+                stats.logical_bytes += versions.iter().map(|v| v.len).sum::<u64>();
+                if let Some(q) = versions.last().and_then(|v| v.quality.as_ref()) {
+                    scores.push(q.score);
+                }
             }
         }
         let usage = self.blobs.usage()?;
@@ -353,21 +424,52 @@ impl ArtifactStore {
         Ok(stats)
     }
 
-    /// Removes blobs no version of any name points at (e.g. a put a crash cut off before its
-    /// version was recorded), the chunks only they used, and temporary leftovers.
+    /// Drops blobs no version of any name points at (e.g. a put a crash cut off before its
+    /// version was recorded, or versions a policy deleted), the chunks only they used, and
+    /// temporary leftovers.
     pub fn gc(&self) -> Result<crate::blobs::GcReport, ArtifactError> {
         let _alone = self.collecting.write().unwrap_or_else(|p| p.into_inner());
-        let mut keep = std::collections::HashSet::new();
-        for name in self.names()? {
-            for v in self.log(&name)?.0 {
-                keep.insert(v.blob);
-            }
-        }
+        let keep: std::collections::HashSet<BlobId> =
+            self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.values().flat_map(|h| h.iter().map(|v| v.blob.clone())).collect();
         Ok(self.blobs.gc(&keep)?)
     }
 
     /// The underlying blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+}
+
+/// Indexes the latest version of every name anew.
+fn rebuild(blobs: &BlobStore, search: &SearchIndex) -> Result<usize, ArtifactError> {
+    search.clear()?;
+    let (names, at) = {
+        let catalog = blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
+        (catalog.names.keys().cloned().collect::<Vec<_>>(), catalog.last_version_at)
+    };
+    for name in &names {
+        index_latest(blobs, search, name);
+    }
+    search.set_position(at);
+    search.commit()?;
+    Ok(names.len())
+}
+
+impl Drop for ArtifactStore {
+    /// The indexer finishes what the journal holds and the index commits, so the next open
+    /// has nothing to catch up on; access times are saved.
+    fn drop(&mut self) {
+        self.blobs.journal.catalog.write().unwrap_or_else(|p| p.into_inner()).feed = None;
+        if let Some(indexer) = self.indexer.take() {
+            let _ = indexer.join();
+        }
+        if let Err(e) = self.save_access() {
+            tracing::warn!("{e}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! it from the names and blobs (`ArtifactStore::rebuild_index`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tantivy::collector::TopDocs;
@@ -18,7 +18,7 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocumen
 /// How long a put may wait to become searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(100);
 /// Content beyond this is not indexed (nor kept for snippets).
-const MAX_INDEXED: usize = 1 << 20;
+pub const MAX_INDEXED: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -72,6 +72,8 @@ struct Inner {
     reader: IndexReader,
     fields: Fields,
     dirty: AtomicBool,
+    /// The journal position everything up to which is indexed; committed as the payload.
+    position: AtomicU64,
     path: PathBuf,
 }
 
@@ -119,7 +121,8 @@ impl SearchIndex {
         };
         let writer = index.writer_with_num_threads(1, 32 << 20).map_err(|e| index_error(dir, e))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| index_error(dir, e))?;
-        let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), path: dir.to_path_buf() });
+        let position = if fresh { 0 } else { index.load_metas().ok().and_then(|m| m.payload).and_then(|p| p.parse().ok()).unwrap_or(0) };
+        let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), position: AtomicU64::new(position), path: dir.to_path_buf() });
         let weak = Arc::downgrade(&inner);
         let _ = std::thread::Builder::new().name("artifact-index".to_owned()).spawn(move || committer(&weak));
         Ok((Self { inner }, fresh))
@@ -154,10 +157,30 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Takes a name out of the index (its last version was deleted).
+    pub fn remove(&self, name: &str) {
+        let writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.delete_term(Term::from_field_text(self.inner.fields.name_key, name));
+        self.inner.dirty.store(true, Ordering::Release);
+    }
+
+    /// The store's journal position up to which everything is indexed (as of the last commit
+    /// when just opened: what a crash lost after it is indexed again).
+    pub fn position(&self) -> u64 {
+        self.inner.position.load(Ordering::Acquire)
+    }
+
+    /// Everything up to `position` is indexed now.
+    pub fn set_position(&self, position: u64) {
+        self.inner.position.fetch_max(position, Ordering::AcqRel);
+        self.inner.dirty.store(true, Ordering::Release);
+    }
+
     /// Empties the index (before a rebuild).
     pub fn clear(&self) -> Result<(), SearchError> {
         let writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         writer.delete_all_documents().map_err(|e| index_error(&self.inner.path, e))?;
+        self.inner.position.store(0, Ordering::Release);
         drop(writer);
         self.commit()
     }
@@ -232,7 +255,11 @@ impl Drop for SearchIndex {
 fn commit(inner: &Inner) -> Result<(), SearchError> {
     let mut writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
     inner.dirty.store(false, Ordering::Release);
-    writer.commit().map_err(|e| index_error(&inner.path, e))?;
+    // Read before the commit: every document for positions up to it was added already.
+    let position = inner.position.load(Ordering::Acquire);
+    let mut prepared = writer.prepare_commit().map_err(|e| index_error(&inner.path, e))?;
+    prepared.set_payload(&position.to_string());
+    prepared.commit().map_err(|e| index_error(&inner.path, e))?;
     drop(writer);
     inner.reader.reload().map_err(|e| index_error(&inner.path, e))
 }

@@ -53,6 +53,21 @@ fn near_identical_versions_share_most_chunks() {
     assert_eq!(store.put(&v1).unwrap().written, 0);
 }
 
+/// The records of a pack: (offset, kind, key, payload length). The layout is the documented
+/// one: magic, kind, key, length, check, payload.
+fn records(pack: &[u8]) -> Vec<(usize, u8, [u8; 32], usize)> {
+    const HEADER: usize = 57;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + HEADER <= pack.len() {
+        assert_eq!(&pack[at..at + 4], b"SyR1", "a record at {at}");
+        let len = u32::from_le_bytes(pack[at + 37..at + 41].try_into().unwrap()) as usize;
+        out.push((at, pack[at + 4], pack[at + 5..at + 37].try_into().unwrap(), len));
+        at += HEADER + len;
+    }
+    out
+}
+
 #[test]
 fn a_flipped_byte_is_reported_with_its_chunk_and_never_returned() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,17 +77,19 @@ fn a_flipped_byte_is_reported_with_its_chunk_and_never_returned() {
     let other = store.put(b"an unrelated blob").unwrap();
     assert!(store.verify().unwrap().is_empty());
 
-    // Flip one byte in one stored chunk file.
-    let chunk = walk(&dir.path().join("chunks")).into_iter().find(|p| p.metadata().unwrap().len() > 1000).unwrap();
-    let mut data = std::fs::read(&chunk).unwrap();
-    let mid = data.len() / 2;
-    data[mid] ^= 0x40;
-    std::fs::write(&chunk, data).unwrap();
-    let name = chunk.file_stem().unwrap().to_str().unwrap().to_owned();
+    // Flip one byte in the middle of the blob's first chunk.
+    let pack = dir.path().join("packs/00000001.pack");
+    let mut data = std::fs::read(&pack).unwrap();
+    let (offset, kind, key, len) = records(&data)[0];
+    assert_eq!(kind, 1, "the first record is a chunk");
+    data[offset + 57 + len / 2] ^= 0x40;
+    std::fs::write(&pack, &data).unwrap();
+    let name = blake3::Hash::from_bytes(key).to_hex().to_string();
     match store.get(&put.id) {
-        Err(StoreError::Corrupt { what: "chunk", hash, path, .. }) => {
+        Err(StoreError::Corrupt { what: "chunk", hash, path, reason }) => {
             assert_eq!(hash, name);
-            assert_eq!(path, chunk);
+            assert_eq!(path, pack);
+            assert!(reason.contains(&format!("byte {offset}")), "{reason}");
         }
         other => panic!("a corrupt chunk was not reported: {other:?}"),
     }
@@ -82,24 +99,55 @@ fn a_flipped_byte_is_reported_with_its_chunk_and_never_returned() {
     // Nothing else is harmed.
     assert_eq!(store.get(&other.id).unwrap(), b"an unrelated blob");
 
-    // A truncated recipe is reported as such.
-    let recipe = dir.path().join("blobs").join(format!("{}.recipe", other.id));
-    std::fs::write(&recipe, b"short").unwrap();
-    assert!(matches!(store.get(&other.id), Err(StoreError::Corrupt { what: "recipe of blob", .. })));
+    // A damaged recipe (not the last record, so not taken for a torn write) is reported as
+    // such after a restart, and the rest of the store still opens and reads.
+    drop(store);
+    let (offset, _, _, len) = records(&data).into_iter().find(|r| r.1 == 2 && blake3::Hash::from_bytes(r.2).to_hex().as_str() == put.id.0).unwrap();
+    data[offset + 57 + len - 1] ^= 0x01;
+    std::fs::write(&pack, &data).unwrap();
+    let store = BlobStore::open(dir.path(), 3).unwrap();
+    assert!(matches!(store.get(&put.id), Err(StoreError::Corrupt { what: "recipe of blob", .. })), "{:?}", store.get(&put.id).map(|b| b.len()));
+    assert_eq!(store.get(&other.id).unwrap(), b"an unrelated blob");
+    assert!(store.verify().unwrap().iter().any(|p| matches!(p, StoreError::Corrupt { what: "recipe of blob", .. })));
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
+#[test]
+fn concurrent_writers_share_syncs_and_number_versions_in_order() {
+    use std::sync::Arc;
+    use symphony_artifacts::{ArtifactStore, Meta};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ArtifactStore::open(dir.path(), 3).unwrap());
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..40u32 {
+                    store.put("shared", format!("{t}/{i}").as_bytes(), Meta::default()).unwrap();
+                    store.put(&format!("own/{t}"), &noise(5000, u64::from(t * 100 + i + 1)), Meta::default()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
     }
-    out.sort();
-    out
+    let check = |store: &ArtifactStore| {
+        let log = store.log("shared").unwrap();
+        assert_eq!(log.len(), 640);
+        for (i, v) in log.iter().enumerate() {
+            assert_eq!((v.version, v.parent), (i as u64 + 1, (i > 0).then_some(i as u64)), "versions are 1..=640, each the parent of the next");
+        }
+        let contents: std::collections::HashSet<Vec<u8>> = (1..=640).map(|n| store.get(&format!("shared@{n}")).unwrap()).collect();
+        assert_eq!(contents.len(), 640, "every put kept its own bytes");
+        for t in 0..16u32 {
+            assert_eq!(store.get(&format!("own/{t}")).unwrap(), noise(5000, u64::from(t * 100 + 40)));
+        }
+    };
+    check(&store);
+    drop(store);
+    let again = ArtifactStore::open(dir.path(), 3).unwrap();
+    check(&again);
+    assert!(again.blobs().verify().unwrap().is_empty());
 }
 
 #[test]
@@ -113,30 +161,40 @@ fn named_versions_chain_to_their_parents_and_one_writer_holds_the_store() {
         .put("reports/todo.md", b"# TODO\n- one\n- two\n", Meta { derived_from: vec!["reports/todo.md@1".to_owned()], ..meta("conductor") })
         .unwrap();
     assert_eq!((v1.version, v1.parent, v2.version, v2.parent), (1, None, 2, Some(1)));
+    // The same bytes and metadata again: the latest version is the answer, not a third one.
+    let same = store.put("reports/todo.md", b"# TODO\n- one\n- two\n", v2.meta.clone()).unwrap();
+    assert_eq!(same, v2);
+    let other_meta = store.put("reports/todo.md", b"# TODO\n- one\n- two\n", meta("text-tools")).unwrap();
+    assert_eq!((other_meta.version, other_meta.blob), (3, v2.blob.clone()), "new metadata is a new version of the same blob");
     assert_eq!(store.get("reports/todo.md").unwrap(), b"# TODO\n- one\n- two\n");
     assert_eq!(store.get("reports/todo.md@1").unwrap(), b"# TODO\n- one\n");
     assert_eq!(store.get(&v1.blob.0).unwrap(), b"# TODO\n- one\n", "by hash");
-    assert!(matches!(store.get("reports/todo.md@9"), Err(ArtifactError::NoVersion { latest: 2, .. })));
+    assert!(matches!(store.get("reports/todo.md@9"), Err(ArtifactError::NoVersion { latest: 3, .. })));
     assert!(matches!(store.get("nothing"), Err(ArtifactError::NotFound(_))));
     for bad in ["../escape", "/abs", "a//b", "sp ace"] {
         assert!(matches!(store.put(bad, b"x", Meta::default()), Err(ArtifactError::BadName(_))), "{bad}");
     }
-    let (log, torn) = store.log("reports/todo.md").unwrap();
-    assert_eq!((log.len(), torn, log[1].meta.derived_from.as_slice()), (2, 0, ["reports/todo.md@1".to_owned()].as_slice()));
+    let log = store.log("reports/todo.md").unwrap();
+    assert_eq!((log.len(), log[1].meta.derived_from.as_slice()), (3, ["reports/todo.md@1".to_owned()].as_slice()));
 
-    // A crash mid-append leaves a torn line: after the restart it is skipped and counted, and
-    // the history still reads.
+    // A crash mid-append leaves a torn tail: after the restart it is kept aside and cut off,
+    // the history still reads, and the next version follows the last whole one.
     drop(store);
-    let history = dir.path().join("names/reports%2Ftodo.md.jsonl");
-    let mut text = std::fs::read_to_string(&history).unwrap();
-    text.push_str("{\"name\":\"reports/todo.md\",\"vers");
-    std::fs::write(&history, text).unwrap();
+    let pack = dir.path().join("packs/00000001.pack");
+    let whole = std::fs::read(&pack).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(b"SyR1\x03half a record");
+    std::fs::write(&pack, &torn).unwrap();
     let store = ArtifactStore::open(dir.path(), 3).unwrap();
-    let (log, torn) = store.log("reports/todo.md").unwrap();
-    assert_eq!((log.len(), torn), (2, 1));
+    assert_eq!(store.log("reports/todo.md").unwrap().len(), 3);
+    assert_eq!(std::fs::read(&pack).unwrap(), whole, "the torn tail was cut off");
+    assert_eq!(std::fs::read(dir.path().join(format!("packs/00000001.torn-{}", whole.len()))).unwrap(), b"SyR1\x03half a record", "and kept aside");
     let v3 = store.put("reports/todo.md", b"three", Meta::default()).unwrap();
-    assert_eq!((v3.version, v3.parent), (3, Some(2)), "the version after a torn line");
-    assert_eq!(store.get("reports/todo.md@3").unwrap(), b"three");
+    assert_eq!((v3.version, v3.parent), (4, Some(3)), "the version after a torn tail");
+    assert_eq!(store.get("reports/todo.md@4").unwrap(), b"three");
+    drop(store);
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert_eq!(store.get("reports/todo.md@4").unwrap(), b"three", "written after the cut, found after a restart");
 
     // A second writer (another process, or here another handle) is refused while this one lives.
     match ArtifactStore::open(dir.path(), 3) {

@@ -92,6 +92,6 @@ fn every_version_carries_its_quality_and_factors() {
     assert!(g.score > b.score, "{g:?} vs {b:?}");
     assert!(b.factors.iter().any(|f| f.name == "balanced" && f.value == 0.0 && f.detail.contains("never closed")), "{b:?}");
     // Kept in the history, for the Conductor to learn from.
-    let (log, _) = store.log("broken.rs").unwrap();
+    let log = store.log("broken.rs").unwrap();
     assert_eq!(log[0].quality.as_ref().unwrap().factors.len(), b.factors.len());
 }

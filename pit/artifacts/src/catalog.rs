@@ -1,0 +1,155 @@
+//! What the pack journal's records mean, in memory: where each chunk is, every blob's recipe,
+//! each name's versions, and which tier each blob's bytes are in. Kept current by the journal
+//! as records become durable, rebuilt from the packs on open.
+
+use crate::names::Version;
+use crate::pack::{Catalog, Kind, Loc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A blob's length and its chunks, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Recipe {
+    pub len: u64,
+    pub chunks: Vec<[u8; 32]>,
+}
+
+/// Where a blob's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tier", rename_all = "lowercase")]
+pub enum Tier {
+    /// In this store's packs.
+    Hot,
+    /// In a local warm pack (`<pack>` names it), compressed together with its neighbours.
+    Warm { pack: String },
+    /// In object storage (`<pack>` is the object's key).
+    Cold { pack: String },
+}
+
+/// The key of a version record.
+pub(crate) fn version_key(name: &str, version: u64) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(name.as_bytes());
+    h.update(&[0]);
+    h.update(&version.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Tombstone {
+    pub name: String,
+    pub version: u64,
+}
+
+/// A name's versions, oldest first.
+pub(crate) type History = Arc<Vec<Version>>;
+
+#[derive(Default)]
+pub(crate) struct StoreCatalog {
+    pub chunks: HashMap<[u8; 32], Loc>,
+    pub recipes: HashMap<[u8; 32], (Loc, Arc<Recipe>)>,
+    pub names: HashMap<String, History>,
+    pub version_locs: HashMap<[u8; 32], Loc>,
+    pub deleted: std::collections::HashSet<[u8; 32]>,
+    pub tiers: HashMap<[u8; 32], (Loc, Tier)>,
+    /// The position of the last version record applied (journal order).
+    pub last_version_at: u64,
+    /// Names whose versions became durable, in journal order, for the search indexer.
+    pub feed: Option<std::sync::mpsc::Sender<(u64, String)>>,
+}
+
+impl StoreCatalog {
+    fn add_version(&mut self, v: Version) {
+        let history = Arc::make_mut(self.names.entry(v.name.clone()).or_default());
+        match history.binary_search_by_key(&v.version, |h| h.version) {
+            Ok(i) => history[i] = v,
+            Err(i) => history.insert(i, v),
+        }
+    }
+
+    fn remove_version(&mut self, name: &str, version: u64) {
+        if let Some(history) = self.names.get_mut(name) {
+            Arc::make_mut(history).retain(|v| v.version != version);
+            if history.is_empty() {
+                self.names.remove(name);
+            }
+        }
+    }
+
+    /// The tier a blob's bytes are in (hot unless a placement says otherwise).
+    pub fn tier(&self, blob: &[u8; 32]) -> Tier {
+        self.tiers.get(blob).map_or(Tier::Hot, |(_, t)| t.clone())
+    }
+}
+
+impl Catalog for StoreCatalog {
+    fn wants_payload(kind: Kind) -> bool {
+        kind != Kind::Chunk
+    }
+
+    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc) {
+        let payload = payload.unwrap_or_default();
+        match kind {
+            Kind::Chunk => {
+                self.chunks.insert(key, loc);
+            }
+            Kind::Recipe => match postcard::from_bytes::<Recipe>(payload) {
+                Ok(r) => {
+                    self.recipes.insert(key, (loc, Arc::new(r)));
+                }
+                Err(e) => tracing::warn!(?loc, "a recipe does not decode: {e}"),
+            },
+            Kind::Version => match serde_json::from_slice::<Version>(payload) {
+                // A version deleted earlier and copied again by compaction stays deleted.
+                Ok(_) if self.deleted.contains(&key) => {}
+                Ok(v) => {
+                    let name = v.name.clone();
+                    self.version_locs.insert(key, loc);
+                    self.add_version(v);
+                    self.last_version_at = self.last_version_at.max(loc.position());
+                    if let Some(feed) = &self.feed {
+                        let _ = feed.send((loc.position(), name));
+                    }
+                }
+                Err(e) => tracing::warn!(?loc, "a version record does not decode: {e}"),
+            },
+            Kind::Tombstone => match serde_json::from_slice::<Tombstone>(payload) {
+                Ok(t) => {
+                    self.deleted.insert(key);
+                    self.version_locs.remove(&key);
+                    self.remove_version(&t.name, t.version);
+                    self.last_version_at = self.last_version_at.max(loc.position());
+                    if let Some(feed) = &self.feed {
+                        let _ = feed.send((loc.position(), t.name));
+                    }
+                }
+                Err(e) => tracing::warn!(?loc, "a tombstone does not decode: {e}"),
+            },
+            Kind::Placement => match serde_json::from_slice::<Tier>(payload) {
+                // A hot placement is kept too: it must outlive the older one it overrides.
+                Ok(t) => {
+                    self.tiers.insert(key, (loc, t));
+                }
+                Err(e) => tracing::warn!(?loc, "a placement does not decode: {e}"),
+            },
+        }
+    }
+
+    fn forget(&mut self, kind: Kind, key: &[u8; 32], loc: Loc) {
+        match kind {
+            Kind::Chunk => {
+                if self.chunks.get(key) == Some(&loc) {
+                    self.chunks.remove(key);
+                }
+            }
+            Kind::Recipe => {
+                if self.recipes.get(key).is_some_and(|(l, _)| *l == loc) {
+                    self.recipes.remove(key);
+                }
+            }
+            // Versions and tombstones are only dropped once superseded; placements likewise.
+            Kind::Version | Kind::Tombstone | Kind::Placement => {}
+        }
+    }
+}

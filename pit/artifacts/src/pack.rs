@@ -1,0 +1,477 @@
+//! The store's append-only pack journal. Every chunk, recipe, version and placement is a
+//! checksummed record appended to the current pack file (`packs/<n>.pack`); concurrent writers
+//! share one write and one `fdatasync` per batch (group commit), so a durable put costs one
+//! sync however many writers there are. An in-memory catalog (the `Catalog` trait) knows where
+//! the latest record of every key is; it is rebuilt by scanning the packs on open.
+//!
+//! A record: `magic "SyR1" | kind u8 | key [32] | len u32 LE | check [16] | payload [len]`, where
+//! `check` is the first 16 bytes of the BLAKE3 of everything before it but the magic plus the
+//! payload. A crash mid-write leaves a torn tail: the open scan finds it, keeps its bytes in
+//! `packs/<n>.torn-<offset>` and cuts it off, so writes go on after the last whole record. A
+//! damaged record in the middle is skipped (the scan finds the next whole record) and reported.
+
+use crate::blobs::StoreError;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+const MAGIC: [u8; 4] = *b"SyR1";
+pub(crate) const HEADER: usize = 4 + 1 + 32 + 4 + 16;
+/// A pack is sealed when it reaches this size: compaction rewrites a pack at a time, so packs
+/// stay small enough to rewrite quickly.
+const PACK_LIMIT: u64 = 64 << 20;
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// A compressed chunk, keyed by the BLAKE3 of its uncompressed bytes.
+    Chunk = 1,
+    /// A blob's length and chunks, keyed by the blob's BLAKE3.
+    Recipe = 2,
+    /// A version of a name (JSON), keyed by the BLAKE3 of `name \0 version`.
+    Version = 3,
+    /// A version deleted by a retention policy (JSON `{name, version}`), same key.
+    Tombstone = 4,
+    /// Where a blob's bytes live (hot, warm, cold), keyed by the blob's BLAKE3.
+    Placement = 5,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::Chunk,
+            2 => Self::Recipe,
+            3 => Self::Version,
+            4 => Self::Tombstone,
+            5 => Self::Placement,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a record is: its pack, the offset of its header, and its payload's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Loc {
+    pub pack: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Loc {
+    /// The record's place in journal order (packs in turn, then offsets).
+    pub fn position(self) -> u64 {
+        (u64::from(self.pack) << 40) | self.offset
+    }
+}
+
+/// A record to append.
+pub(crate) struct Record {
+    pub kind: Kind,
+    pub key: [u8; 32],
+    pub payload: Vec<u8>,
+}
+
+/// What the journal's records mean: kept current as records become durable.
+pub(crate) trait Catalog: Send + Sync {
+    /// Whether opening must read this kind's payload (chunks are only located).
+    fn wants_payload(kind: Kind) -> bool;
+    /// A record is durable (or was found on open); `payload` is there if `wants_payload`.
+    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc);
+    /// Compaction dropped this record: forget the key if this is where it points.
+    fn forget(&mut self, kind: Kind, key: &[u8; 32], loc: Loc);
+}
+
+/// Whether a record (in the catalog's view) is still needed.
+pub(crate) type Liveness<'a, C> = dyn Fn(&C, Kind, &[u8; 32], Loc) -> bool + 'a;
+
+/// Something the open scan or `verify` found wrong in a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    pub reason: String,
+}
+
+struct Pending {
+    loc: Loc,
+    kind: Kind,
+    key: [u8; 32],
+    /// The whole framed record.
+    bytes: Vec<u8>,
+}
+
+struct WriteState {
+    pack: u32,
+    end: u64,
+    batch: Vec<Pending>,
+    /// Tickets: each append takes the next; `durable` is the last one whose batch is synced.
+    issued: u64,
+    durable: u64,
+    leading: bool,
+    /// A failed batch poisons the journal from its first ticket on (what is on disk after a
+    /// failed write is unknown until the next open scans it).
+    failed: Option<(u64, String)>,
+}
+
+/// The journal over `dir`, with its catalog.
+pub(crate) struct Journal<C> {
+    dir: PathBuf,
+    files: RwLock<BTreeMap<u32, Arc<File>>>,
+    pub catalog: RwLock<C>,
+    state: Mutex<WriteState>,
+    synced: Condvar,
+    /// What the open scan found damaged (torn tails kept aside, skipped records).
+    pub damage: Vec<Damage>,
+    /// Records found failing their checksum on open, by key: a read of one names it.
+    pub damaged: std::collections::HashMap<[u8; 32], (Kind, Loc)>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+fn check_of(kind: u8, key: &[u8; 32], payload: &[u8]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(&[kind]);
+    h.update(key);
+    h.update(&(payload.len() as u32).to_le_bytes());
+    h.update(payload);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+fn frame(r: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + r.payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(r.kind as u8);
+    out.extend_from_slice(&r.key);
+    out.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&check_of(r.kind as u8, &r.key, &r.payload));
+    out.extend_from_slice(&r.payload);
+    out
+}
+
+/// A parsed header.
+struct Header {
+    kind: Kind,
+    key: [u8; 32],
+    len: u32,
+    check: [u8; 16],
+}
+
+fn parse_header(b: &[u8]) -> Option<Header> {
+    if b.len() < HEADER || b[..4] != MAGIC {
+        return None;
+    }
+    let kind = Kind::from_byte(b[4])?;
+    let key: [u8; 32] = b[5..37].try_into().ok()?;
+    let len = u32::from_le_bytes(b[37..41].try_into().ok()?);
+    let check: [u8; 16] = b[41..57].try_into().ok()?;
+    Some(Header { kind, key, len, check })
+}
+
+pub(crate) fn pack_name(id: u32) -> String {
+    format!("{id:08}.pack")
+}
+
+/// One record found in a pack's bytes.
+pub(crate) struct Found<'a> {
+    pub kind: Kind,
+    pub key: [u8; 32],
+    pub loc: Loc,
+    pub payload: &'a [u8],
+    /// Whether the payload matches its check.
+    pub whole: bool,
+}
+
+/// Walks the records of a pack held in memory. A header that does not parse starts a damaged
+/// region that ends at the next whole record (or at the end: a torn tail).
+pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Found<'_>), damage: &mut Vec<Damage>) -> u64 {
+    let mut at = 0usize;
+    let mut good_end = 0u64;
+    while at < bytes.len() {
+        let whole_at = |at: usize| -> Option<(Header, bool)> {
+            let h = parse_header(&bytes[at..])?;
+            let end = at.checked_add(HEADER)?.checked_add(h.len as usize)?;
+            let payload = bytes.get(at + HEADER..end)?;
+            let whole = check_of(h.kind as u8, &h.key, payload) == h.check;
+            Some((h, whole))
+        };
+        match whole_at(at) {
+            Some((h, whole)) if whole || at + HEADER + h.len as usize != bytes.len() => {
+                let loc = Loc { pack, offset: at as u64, len: h.len };
+                let payload = &bytes[at + HEADER..at + HEADER + h.len as usize];
+                if !whole {
+                    damage.push(Damage { path: path.to_path_buf(), offset: at as u64, len: (HEADER + payload.len()) as u64, reason: "record fails its checksum".to_owned() });
+                }
+                each(Found { kind: h.kind, key: h.key, loc, payload, whole });
+                at += HEADER + h.len as usize;
+                good_end = at as u64;
+            }
+            _ => {
+                // Find the next record that is whole; everything before it is damaged.
+                let next = (at + 1..bytes.len()).find(|&i| bytes[i..].starts_with(&MAGIC) && whole_at(i).is_some_and(|(_, whole)| whole));
+                let stop = next.unwrap_or(bytes.len());
+                let reason = if next.is_some() { "damaged bytes between records" } else { "torn tail (a write cut off)" };
+                damage.push(Damage { path: path.to_path_buf(), offset: at as u64, len: (stop - at) as u64, reason: reason.to_owned() });
+                at = stop;
+            }
+        }
+    }
+    good_end
+}
+
+impl<C: Catalog> Journal<C> {
+    /// Opens the journal in `dir` (creating it), replaying every pack into `catalog`.
+    pub fn open(dir: &Path, mut catalog: C) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut ids: Vec<u32> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".pack")).and_then(|n| n.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        let mut files = BTreeMap::new();
+        let mut damage = Vec::new();
+        let mut damaged = std::collections::HashMap::new();
+        let mut end = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            let path = dir.join(pack_name(id));
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io(&path))?;
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let last = i + 1 == ids.len();
+            let mut found = Vec::new();
+            let good_end = walk(id, &bytes, &path, |f| found.push((f.kind, f.key, f.loc, f.whole)), &mut damage);
+            for (kind, key, loc, whole) in found {
+                // A record failing its check is located (a read reports it) unless its payload
+                // would be believed: versions, recipes and placements must be whole.
+                if !whole {
+                    damaged.insert(key, (kind, loc));
+                    if C::wants_payload(kind) {
+                        continue;
+                    }
+                }
+                let payload = C::wants_payload(kind).then(|| &bytes[loc.offset as usize + HEADER..loc.offset as usize + HEADER + loc.len as usize]);
+                catalog.apply(kind, key, payload, loc);
+            }
+            if last {
+                end = good_end;
+                if good_end < bytes.len() as u64 {
+                    // A torn tail: kept aside, then cut off so appends follow the last whole record.
+                    let aside = dir.join(format!("{id:08}.torn-{good_end}"));
+                    std::fs::write(&aside, &bytes[good_end as usize..]).map_err(io(&aside))?;
+                    file.set_len(good_end).map_err(io(&path))?;
+                    file.sync_all().map_err(io(&path))?;
+                    tracing::warn!(pack = %path.display(), offset = good_end, "a torn tail was cut off and kept in {}", aside.display());
+                }
+            }
+            files.insert(id, Arc::new(file));
+        }
+        let pack = ids.last().copied().unwrap_or(1);
+        let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, failed: None };
+        Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state), synced: Condvar::new(), damage, damaged })
+    }
+
+    pub fn pack_path(&self, pack: u32) -> PathBuf {
+        self.dir.join(pack_name(pack))
+    }
+
+    /// Appends `records` and, under the same lock, the one `last` makes (it sees the order
+    /// records are written in, e.g. to number versions); returns once all are durable and in
+    /// the catalog, with where they went.
+    pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Record, StoreError>>) -> Result<Vec<Loc>, StoreError> {
+        let mut framed: Vec<(Kind, [u8; 32], Vec<u8>)> = records.iter().map(|r| (r.kind, r.key, frame(r))).collect();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, e)) = &st.failed {
+            return Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(format!("an earlier write failed ({e}); reopen the store")) });
+        }
+        if let Some(last) = last {
+            let r = last()?;
+            framed.push((r.kind, r.key, frame(&r)));
+        }
+        let mut locs = Vec::with_capacity(framed.len());
+        for (kind, key, bytes) in framed {
+            let len = bytes.len() as u64;
+            if st.end > 0 && st.end + len > PACK_LIMIT {
+                st.pack += 1;
+                st.end = 0;
+            }
+            let loc = Loc { pack: st.pack, offset: st.end, len: (bytes.len() - HEADER) as u32 };
+            st.end += len;
+            locs.push(loc);
+            st.batch.push(Pending { loc, kind, key, bytes });
+        }
+        st.issued += 1;
+        let ticket = st.issued;
+        loop {
+            if st.durable >= ticket {
+                return match &st.failed {
+                    Some((first, e)) if *first <= ticket => Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(e.clone()) }),
+                    _ => Ok(locs),
+                };
+            }
+            if st.leading {
+                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: write everything waiting, sync once, publish, wake the others.
+            st.leading = true;
+            let batch = std::mem::take(&mut st.batch);
+            let (first, upto) = (st.durable + 1, st.issued);
+            drop(st);
+            let written = self.write_batch(&batch);
+            if written.is_ok() {
+                let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                for p in &batch {
+                    let payload = C::wants_payload(p.kind).then(|| &p.bytes[HEADER..]);
+                    catalog.apply(p.kind, p.key, payload, p.loc);
+                }
+            }
+            st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.leading = false;
+            st.durable = upto;
+            if let Err(e) = written {
+                st.failed = Some((first, e.to_string()));
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    fn write_batch(&self, batch: &[Pending]) -> Result<(), StoreError> {
+        let mut i = 0;
+        while i < batch.len() {
+            let pack = batch[i].loc.pack;
+            let offset = batch[i].loc.offset;
+            let mut bytes = Vec::new();
+            while i < batch.len() && batch[i].loc.pack == pack {
+                bytes.extend_from_slice(&batch[i].bytes);
+                i += 1;
+            }
+            let path = self.pack_path(pack);
+            let (file, created) = self.file_for_writing(pack)?;
+            file.write_all_at(&bytes, offset).map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
+            if created {
+                // The new file's name must be durable too.
+                File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn file_for_writing(&self, pack: u32) -> Result<(Arc<File>, bool), StoreError> {
+        if let Some(f) = self.files.read().unwrap_or_else(|p| p.into_inner()).get(&pack) {
+            return Ok((Arc::clone(f), false));
+        }
+        let path = self.pack_path(pack);
+        let file = Arc::new(std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io(&path))?);
+        self.files.write().unwrap_or_else(|p| p.into_inner()).insert(pack, Arc::clone(&file));
+        Ok((file, true))
+    }
+
+    /// Looks a key up in the catalog and pins the pack it is in, so compaction cannot take the
+    /// file away before it is read.
+    pub fn locate<T>(&self, find: impl FnOnce(&C) -> Option<(Loc, T)>) -> Option<(Loc, T, Arc<File>)> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let (loc, extra) = find(&catalog)?;
+        let file = Arc::clone(self.files.read().unwrap_or_else(|p| p.into_inner()).get(&loc.pack)?);
+        Some((loc, extra, file))
+    }
+
+    /// Reads the payload at `loc` from `file`; `check` also verifies the record's checksum
+    /// (chunks skip it: their content hash is checked after decompression instead).
+    pub fn read(&self, file: &File, loc: Loc, kind: Kind, key: &[u8; 32], check: bool) -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; HEADER + loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset).map_err(|e| format!("cannot be read at byte {} of {}: {e}", loc.offset, self.pack_path(loc.pack).display()))?;
+        let damaged = |what: &str| format!("{what} at byte {} of {}", loc.offset, self.pack_path(loc.pack).display());
+        let header = parse_header(&buf).ok_or_else(|| damaged("a damaged record header"))?;
+        if header.kind != kind || header.key != *key || header.len != loc.len {
+            return Err(damaged("a different record"));
+        }
+        if check && check_of(kind as u8, key, &buf[HEADER..]) != header.check {
+            return Err(damaged("a record failing its checksum"));
+        }
+        buf.drain(..HEADER);
+        Ok(buf)
+    }
+
+    /// Every pack id, oldest first.
+    pub fn packs(&self) -> Vec<u32> {
+        self.files.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    /// Bytes on disk in packs.
+    pub fn disk_bytes(&self) -> u64 {
+        self.packs().into_iter().map(|p| std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len())).sum()
+    }
+
+    /// Closes the current pack: later appends go to a new one, so every existing pack can be
+    /// rewritten. Waits for a batch being written.
+    pub fn seal(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while st.leading || !st.batch.is_empty() {
+            st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.end > 0 {
+            st.pack += 1;
+            st.end = 0;
+        }
+    }
+
+    /// Rewrites every sealed pack that holds a record `live` says is no longer needed: the live
+    /// records are appended again (durably), then the old pack is deleted. `dropped` hears of
+    /// each record left behind and its size. The caller keeps other writers out.
+    pub fn compact(&self, live: &Liveness<'_, C>, mut dropped: impl FnMut(Kind, u64)) -> Result<(), StoreError> {
+        self.seal();
+        let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).pack;
+        for pack in self.packs().into_iter().filter(|&p| p < current) {
+            let path = self.pack_path(pack);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let mut keep = Vec::new();
+            let mut dead = Vec::new();
+            let mut damage = Vec::new();
+            {
+                let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+                walk(
+                    pack,
+                    &bytes,
+                    &path,
+                    |f| {
+                        if f.whole && live(&catalog, f.kind, &f.key, f.loc) {
+                            keep.push(Record { kind: f.kind, key: f.key, payload: f.payload.to_vec() });
+                        } else {
+                            dead.push((f.kind, f.key, f.loc));
+                        }
+                    },
+                    &mut damage,
+                );
+            }
+            if dead.is_empty() && damage.is_empty() {
+                continue;
+            }
+            // Damaged bytes are not copied; a live record that is damaged stays reported by
+            // `verify` until this pack is rewritten — then it is gone, so keep such packs.
+            if damage.iter().any(|d| d.reason != "torn tail (a write cut off)") {
+                tracing::warn!(pack = %path.display(), "not compacted: it has damaged records (see verify)");
+                continue;
+            }
+            if !keep.is_empty() {
+                self.append(keep, None)?;
+            }
+            {
+                let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                for (kind, key, loc) in &dead {
+                    catalog.forget(*kind, key, *loc);
+                    dropped(*kind, (HEADER + loc.len as usize) as u64);
+                }
+                self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&pack);
+            }
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
+    }
+}
