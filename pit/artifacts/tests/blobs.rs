@@ -204,3 +204,56 @@ fn named_versions_chain_to_their_parents_and_one_writer_holds_the_store() {
     drop(store);
     assert!(ArtifactStore::open(dir.path(), 3).is_ok(), "the lock outlived its store");
 }
+
+#[test]
+fn a_store_in_the_first_layout_is_imported_on_open_with_every_version() {
+    use symphony_artifacts::{ArtifactStore, Meta};
+    // The first layout, written by hand: a zstd file per chunk, a checksummed postcard recipe
+    // per blob, a JSON-lines history per name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let versions = [b"first text\n".to_vec(), noise(300_000, 5)];
+    let mut lines = String::new();
+    for (i, bytes) in versions.iter().enumerate() {
+        let mut chunks = Vec::new();
+        for part in bytes.chunks(100_000) {
+            let hash = blake3::hash(part);
+            let hex = hash.to_hex();
+            std::fs::create_dir_all(root.join("chunks").join(&hex[..2])).unwrap();
+            std::fs::write(root.join("chunks").join(&hex[..2]).join(format!("{hex}.zst")), zstd::bulk::compress(part, 3).unwrap()).unwrap();
+            chunks.push(*hash.as_bytes());
+        }
+        #[derive(serde::Serialize)]
+        struct Recipe {
+            len: u64,
+            chunks: Vec<[u8; 32]>,
+        }
+        let encoded = postcard::to_allocvec(&Recipe { len: bytes.len() as u64, chunks }).unwrap();
+        let mut framed = blake3::hash(&encoded).as_bytes().to_vec();
+        framed.extend_from_slice(&encoded);
+        let id = blake3::hash(bytes).to_hex().to_string();
+        std::fs::create_dir_all(root.join("blobs")).unwrap();
+        std::fs::write(root.join("blobs").join(format!("{id}.recipe")), framed).unwrap();
+        let parent = if i == 0 { "null".to_owned() } else { i.to_string() };
+        lines.push_str(&format!(
+            "{{\"name\":\"notes/old\",\"version\":{},\"blob\":\"{id}\",\"len\":{},\"parent\":{parent},\"created_at\":\"2026-11-20T10:00:00.000Z\",\"meta\":{{\"kind\":\"text\",\"author\":\"user\"}}}}\n",
+            i + 1,
+            bytes.len()
+        ));
+    }
+    std::fs::create_dir_all(root.join("names")).unwrap();
+    std::fs::write(root.join("names/notes%2Fold.jsonl"), lines).unwrap();
+
+    let store = ArtifactStore::open(root, 3).unwrap();
+    assert_eq!(store.get("notes/old@1").unwrap(), versions[0]);
+    assert_eq!(store.get("notes/old@2").unwrap(), versions[1]);
+    let log = store.log("notes/old").unwrap();
+    assert_eq!((log.len(), log[1].parent, log[0].meta.author.as_str()), (2, Some(1), "user"));
+    assert!(root.join("legacy-imported/names").is_dir() && !root.join("names").exists(), "the old files are moved aside, not deleted");
+    let v3 = store.put("notes/old", b"new", Meta::default()).unwrap();
+    assert_eq!(v3.version, 3);
+    drop(store);
+    let store = ArtifactStore::open(root, 3).unwrap();
+    assert_eq!(store.log("notes/old").unwrap().len(), 3, "imported once, not again");
+    assert!(store.blobs().verify().unwrap().is_empty());
+}
