@@ -80,6 +80,10 @@ struct Inner {
 /// The index, and its committer thread (which ends with it).
 pub struct SearchIndex {
     inner: Arc<Inner>,
+    /// Dropped to stop the committer, which is then joined: until it lets go of the index,
+    /// the writer's lock would keep the store from being opened again at once.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    committer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -124,8 +128,9 @@ impl SearchIndex {
         let position = if fresh { 0 } else { index.load_metas().ok().and_then(|m| m.payload).and_then(|p| p.parse().ok()).unwrap_or(0) };
         let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), position: AtomicU64::new(position), path: dir.to_path_buf() });
         let weak = Arc::downgrade(&inner);
-        let _ = std::thread::Builder::new().name("artifact-index".to_owned()).spawn(move || committer(&weak));
-        Ok((Self { inner }, fresh))
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let committer = std::thread::Builder::new().name("artifact-index".to_owned()).spawn(move || committer(&weak, &stopped)).ok();
+        Ok((Self { inner, stop: Some(stop), committer }, fresh))
     }
 
     /// Indexes (or re-indexes) the latest version of a name.
@@ -244,6 +249,10 @@ impl SearchIndex {
 impl Drop for SearchIndex {
     /// What was indexed is committed before the store closes (a CLI put exits at once).
     fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(c) = self.committer.take() {
+            let _ = c.join();
+        }
         if self.inner.dirty.load(Ordering::Acquire)
             && let Err(e) = commit(&self.inner)
         {
@@ -265,9 +274,8 @@ fn commit(inner: &Inner) -> Result<(), SearchError> {
 }
 
 /// Commits what was indexed since the last commit, every `COMMIT_EVERY`, while the index lives.
-fn committer(inner: &Weak<Inner>) {
-    loop {
-        std::thread::sleep(COMMIT_EVERY / 2);
+fn committer(inner: &Weak<Inner>, stopped: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(COMMIT_EVERY / 2) {
         let Some(inner) = inner.upgrade() else { return };
         if inner.dirty.load(Ordering::Acquire)
             && let Err(e) = commit(&inner)
