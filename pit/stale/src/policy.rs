@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a policy file was refused.
@@ -58,7 +59,7 @@ fn point_eight() -> f64 {
 /// One rule, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
-    pub pattern: String,
+    pub pattern: Arc<str>,
     pub keep_latest: u64,
     pub warm_after: Option<Duration>,
     pub cold_after: Option<Duration>,
@@ -97,7 +98,7 @@ impl Policy {
                 keep_latest: raw.keep_latest,
                 pinned: raw.pinned,
                 keep_training_value: raw.keep_training_value,
-                pattern: raw.pattern.clone(),
+                pattern: Arc::from(raw.pattern.as_str()),
             };
             if !(0.0..=1.0).contains(&rule.keep_training_value) {
                 return Err(bad(format!("{}: {} is outside 0..=1", at("keep_training_value"), rule.keep_training_value)));
@@ -175,6 +176,36 @@ pub fn training_value(quality: Option<f64>, uses: u32) -> f64 {
     0.5 * quality.unwrap_or(0.5) + 0.5 * (f64::from(uses) / 3.0).min(1.0)
 }
 
+/// Why a blob moves or a version goes; written out only when shown (a plan of a million
+/// records would otherwise spend most of its time formatting).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reason {
+    /// `warm_after`, `cold_after` or `delete_after`.
+    pub trigger: &'static str,
+    pub idle: Duration,
+    pub after: Duration,
+    /// The rule's `match`.
+    pub rule: Arc<str>,
+    /// For a deletion: the version's training value, and the rule's `keep_training_value`.
+    pub training: Option<(f64, f64)>,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "idle {} ≥ {} {} (rule `{}`)", secs(self.idle), self.trigger, secs(self.after), self.rule)?;
+        if let Some((value, bar)) = self.training {
+            write!(f, ", training value {value:.2} < {bar}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A blob to move down a tier.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Move {
@@ -184,7 +215,7 @@ pub struct Move {
     pub to: Level,
     /// The versions that point at it, `name@N`.
     pub versions: Vec<String>,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// A version to delete.
@@ -194,7 +225,7 @@ pub struct Delete {
     pub version: u64,
     pub blob: String,
     pub len: u64,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// What a sweep would do.
@@ -225,7 +256,10 @@ pub fn plan(items: &[Item], policy: &Policy, now: u64) -> Plan {
         why: Option<(usize, usize, bool)>,
         versions: Vec<u32>,
     }
-    let mut wants: HashMap<&str, Want> = HashMap::with_capacity(items.len());
+    // In first-seen order (so the plan's order follows the items' without a sort), found by
+    // blob through a fast hash (blob ids are already uniform).
+    let mut wants: Vec<(&str, Want)> = Vec::with_capacity(items.len());
+    let mut by_blob: HashMap<&str, u32, rustc_hash::FxBuildHasher> = HashMap::with_capacity_and_hasher(items.len(), rustc_hash::FxBuildHasher);
     let idle_of = |item: &Item| Duration::from_secs(now.saturating_sub(item.last_access.unwrap_or(item.created).max(item.created)));
     for (index, item) in items.iter().enumerate() {
         let rule = policy.rules.iter().position(|r| glob(&r.pattern, &item.name));
@@ -244,7 +278,7 @@ pub fn plan(items: &[Item], policy: &Policy, now: u64) -> Plan {
                     version: item.version,
                     blob: item.blob.clone(),
                     len: item.len,
-                    reason: format!("idle {} ≥ delete_after {} (rule `{}`), training value {value:.2} < {}", secs(idle), secs(rule.delete_after.unwrap_or_default()), rule.pattern, rule.keep_training_value),
+                    reason: Reason { trigger: "delete_after", idle, after: rule.delete_after.unwrap_or_default(), rule: Arc::clone(&rule.pattern), training: Some((value, rule.keep_training_value)) },
                 });
                 // A deleted version does not hold its blob anywhere; others pointing at it do.
                 continue;
@@ -261,7 +295,11 @@ pub fn plan(items: &[Item], policy: &Policy, now: u64) -> Plan {
                 }
             }
         }
-        let want = wants.entry(item.blob.as_str()).or_insert(Want { level: Level::Cold, from: item.level, why: None, versions: Vec::new() });
+        let slot = *by_blob.entry(item.blob.as_str()).or_insert_with(|| {
+            wants.push((item.blob.as_str(), Want { level: Level::Cold, from: item.level, why: None, versions: Vec::new() }));
+            (wants.len() - 1) as u32
+        });
+        let want = &mut wants[slot as usize].1;
         if level < want.level || want.why.is_none() {
             if level < want.level {
                 want.level = level;
@@ -276,15 +314,14 @@ pub fn plan(items: &[Item], policy: &Policy, now: u64) -> Plan {
         if want.level <= want.from {
             continue;
         }
-        let reason = want.why.map_or_else(String::new, |(i, r, cold)| {
-            let rule = &policy.rules[r];
-            let (what, after) = if cold { ("cold_after", rule.cold_after) } else { ("warm_after", rule.warm_after) };
-            format!("idle {} ≥ {what} {} (rule `{}`)", secs(idle_of(&items[i])), secs(after.unwrap_or_default()), rule.pattern)
-        });
+        // A move always has a why: a level above `from` was set by some version's rule.
+        let Some((i, r, cold)) = want.why else { continue };
+        let rule = &policy.rules[r];
+        let (trigger, after) = if cold { ("cold_after", rule.cold_after) } else { ("warm_after", rule.warm_after) };
+        let reason = Reason { trigger, idle: idle_of(&items[i]), after: after.unwrap_or_default(), rule: Arc::clone(&rule.pattern), training: None };
         let versions = want.versions.iter().map(|&i| format!("{}@{}", items[i as usize].name, items[i as usize].version)).collect();
         out.moves.push(Move { blob: blob.to_owned(), len: items[want.versions[0] as usize].len, from: want.from, to: want.level, versions, reason });
     }
-    out.moves.sort_unstable_by(|a, b| a.blob.cmp(&b.blob));
     out
 }
 

@@ -65,7 +65,7 @@ fn sweeps_move_by_policy_restore_on_access_and_never_delete_what_is_kept() {
     for spec in ["logs/app@3", "notes/pinned@1", "notes/pinned@2", "derived/0@1"] {
         assert!(!moving.contains(&spec), "{spec} is protected: {moving:?}");
     }
-    assert!(dry.plan.moves.iter().all(|m| m.to == symphony_stale::policy::Level::Warm && m.reason.contains("warm_after")), "{:?}", dry.plan.moves);
+    assert!(dry.plan.moves.iter().all(|m| m.to == symphony_stale::policy::Level::Warm && m.reason.to_string().contains("warm_after")), "{:?}", dry.plan.moves);
     assert_eq!(tier(&store, "logs/app@1"), Tier::Hot, "a dry run moved something");
     assert_eq!(dry.moved_warm, 0);
 
