@@ -64,7 +64,7 @@ impl ArtifactsService {
         f(&store, &stale)
     }
 
-    /// A sweep with progress (`step`, done, total) — the CLI shows it as a bar.
+    /// A sweep with progress (`step`, bytes moved, bytes to move) — the CLI shows it as a bar.
     pub fn sweep(&self, dry_run: bool, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<SweepReport, CallError> {
         self.with_store(|_, _| Ok(()))?;
         let policy_error = self.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|o| o.policy_error.clone());
@@ -72,6 +72,21 @@ impl ArtifactsService {
             return Err(CallError::new(ErrorCode::InvalidInput, e));
         }
         self.with_store(|_, stale| stale.sweep(dry_run, None, progress).map_err(stale_error))
+    }
+}
+
+impl ArtifactsService {
+    /// `verify`, with progress (bytes read, bytes in packs): the op's answer as JSON text.
+    pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<String, CallError> {
+        self.with_store(|store, _| {
+            let problems = store.blobs().verify_with(progress).map_err(|e| call_error(e.into()))?;
+            Ok(serde_json::json!({ "ok": problems.is_empty(), "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>() }).to_string())
+        })
+    }
+
+    /// `gc`, with progress (bytes of packs looked at, bytes in packs): the op's answer as JSON text.
+    pub fn gc(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<String, CallError> {
+        self.with_store(|store, _| Ok(serde_json::to_value(store.gc_with(progress).map_err(call_error)?).unwrap_or_default().to_string()))
     }
 }
 
@@ -148,6 +163,11 @@ impl Service for ArtifactsService {
 
     fn call(&self, principal: &Principal, op: &str, payload: &str) -> Result<String, CallError> {
         let payload = if payload.trim().is_empty() { "{}" } else { payload };
+        match op {
+            "verify" => return self.verify(&mut |_, _| {}),
+            "gc" => return self.gc(&mut |_, _| {}),
+            _ => {}
+        }
         if op == "sweep" {
             let Sweep { dry_run } = parse(op, payload)?;
             let report = self.sweep(dry_run, &mut |_, _, _| {})?;
@@ -180,12 +200,7 @@ impl ArtifactsService {
                 let versions = store.log(&name).map_err(call_error)?;
                 json(serde_json::json!({ "name": name, "versions": versions }))
             }
-            "verify" => {
-                let problems = store.blobs().verify().map_err(|e| call_error(e.into()))?;
-                json(serde_json::json!({ "ok": problems.is_empty(), "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>() }))
-            }
             "stats" => json(serde_json::to_value(store.stats().map_err(call_error)?).unwrap_or_default()),
-            "gc" => json(serde_json::to_value(store.gc().map_err(call_error)?).unwrap_or_default()),
             "search" => {
                 let Search { query, limit } = parse(op, payload)?;
                 let hits = store.search(&query, limit.min(1000)).map_err(call_error)?;

@@ -288,6 +288,38 @@ pub fn default_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".symphony"))
 }
 
+/// Progress of long work on the artifact store, in bytes: a bar (or at most twenty log lines)
+/// once there are 8 MiB or more of it; smaller work finishes before anyone needs one.
+struct StoreProgress {
+    json: bool,
+    label: &'static str,
+    steps: Option<(Steps, u64)>,
+}
+
+impl StoreProgress {
+    fn new(json: bool, label: &'static str) -> Self {
+        Self { json, label, steps: None }
+    }
+
+    fn update(&mut self, step: &str, done: u64, total: u64) {
+        if total < 8 << 20 && self.steps.is_none() {
+            return;
+        }
+        let (json, label) = (self.json, self.label);
+        let (bar, shown) = self.steps.get_or_insert_with(|| (Steps::new(progress::Mode::detect(json), label, 20), 0));
+        while *shown < done * 20 / total.max(1) {
+            bar.step(step);
+            *shown += 1;
+        }
+    }
+
+    fn finish(self) {
+        if let Some((bar, _)) = self.steps {
+            bar.finish();
+        }
+    }
+}
+
 pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -> Result<Kernel> {
     let config = load_config(global, &home)?;
     init_logging(&config);
@@ -352,23 +384,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             // Directly on the service (not through `invoke`) so the sweep can report progress.
             let kernel = open_kernel(&global, home.clone(), None)?;
             let service = crate::artifacts_service::ArtifactsService::new(&home);
-            let steps = std::cell::RefCell::new(None::<(Steps, u64)>);
-            let result = service.sweep(dry_run, &mut |step, done, total| {
-                // Small sweeps finish at once; big ones get at most twenty steps, so a log has
-                // a line per 5 %, not one per blob.
-                if total < 50 {
-                    return;
-                }
-                let mut steps = steps.borrow_mut();
-                let (bar, shown) = steps.get_or_insert_with(|| (Steps::new(progress::Mode::detect(global.json), "sweep", 20), 0));
-                while *shown < done * 20 / total {
-                    bar.step(step);
-                    *shown += 1;
-                }
-            });
-            if let Some((bar, _)) = steps.into_inner() {
-                bar.finish();
-            }
+            let mut shown = StoreProgress::new(global.json, "sweep");
+            let result = service.sweep(dry_run, &mut |step, done, total| shown.update(&format!("{step} {}", progress::bytes(done)), done, total));
+            shown.finish();
             kernel.audit_log().flush();
             let report = match result {
                 Ok(r) => r,
@@ -404,7 +422,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Artifacts(a) => {
-            let kernel = open_kernel(&global, home, None)?;
+            let kernel = open_kernel(&global, home.clone(), None)?;
+            // Long work over the whole store runs on the service directly, with progress.
+            let direct = match &a {
+                ArtifactsCommand::Verify | ArtifactsCommand::Gc => {
+                    let service = crate::artifacts_service::ArtifactsService::new(&home);
+                    let label = if matches!(a, ArtifactsCommand::Verify) { "verify" } else { "gc" };
+                    let mut shown = StoreProgress::new(global.json, label);
+                    let answer = if matches!(a, ArtifactsCommand::Verify) {
+                        service.verify(&mut |done, total| shown.update(&progress::bytes(done), done, total))
+                    } else {
+                        service.gc(&mut |done, total| shown.update(&progress::bytes(done), done, total))
+                    };
+                    shown.finish();
+                    Some(answer)
+                }
+                _ => None,
+            };
             let (op, payload) = match &a {
                 ArtifactsCommand::Put { name, file, kind, tags } => {
                     let text = std::fs::read_to_string(file).with_context(|| format!("reading {} (text artifacts only for now)", file.display()))?;
@@ -418,7 +452,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Stats => ("stats", serde_json::json!({})),
                 ArtifactsCommand::Sweep { .. } => ("sweep", serde_json::json!({})),
             };
-            let answer = match kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string()) {
+            let answer = match direct.unwrap_or_else(|| kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string())) {
                 Ok(a) => a,
                 Err(e) => {
                     output::call_error(&e, global.json)?;

@@ -376,6 +376,36 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
 }
 
 #[test]
+fn long_work_on_the_artifact_store_shows_progress() {
+    let cli = Cli::new();
+    // 24 MB of hex text (~12 MB stored): verify and gc read it all, so they report progress —
+    // on a pipe as at most twenty stable lines, not a line per pack or per chunk.
+    let file = cli.root.path().join("big.log");
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let text_bytes: String = (0..1_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect();
+    std::fs::write(&file, text_bytes).unwrap();
+    let out = cli.run(&["artifacts", "put", "logs/big", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    for (op, label) in [("verify", "verify ["), ("gc", "gc [")] {
+        let out = cli.run(&["artifacts", op]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        let steps = stderr.lines().filter(|l| l.starts_with(label)).count();
+        assert!((1..=21).contains(&steps), "{op}: {stderr}");
+    }
+    // --json keeps stderr quiet.
+    let out = cli.run(&["--json", "artifacts", "verify"]);
+    assert!(!text(&out.stderr).contains("verify ["), "{}", text(&out.stderr));
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     // `symphony … | head -c 10`: the reader goes early; no panic message, the shell's SIGPIPE status.
     // The reader is gone before the process starts, so its first write fails whatever the timing.

@@ -231,6 +231,8 @@ fn search_bench() {
     let bytes: usize = docs.iter().map(|(_, t)| t.len()).sum();
     let dir = tempfile::tempdir().unwrap();
     let (index, _) = SearchIndex::open(&dir.path().join("index")).unwrap();
+    let by_name: std::collections::HashMap<&str, &String> = docs.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let content = |name: &str, _: u64| by_name.get(name).map(|t| (*t).clone());
     let t0 = Instant::now();
     for (i, (name, text)) in docs.iter().enumerate() {
         let kind = if name.ends_with(".rs") { "code" } else { "text" };
@@ -252,7 +254,7 @@ fn search_bench() {
     for i in 0..1000 {
         let q = if i % 2 == 0 { words[i % words.len()].clone() } else { format!("{} AND {}", words[i % words.len()], words[(i * 7 + 3) % words.len()]) };
         let t = Instant::now();
-        let _ = index.search(&q, 10).unwrap();
+        let _ = index.search(&q, 10, &content).unwrap();
         times.push(t.elapsed());
     }
     let (p50, p99) = (percentile(&mut times.clone(), 0.5), percentile(&mut times, 0.99));
@@ -264,7 +266,7 @@ fn search_bench() {
         let word = format!("nrtprobe{i}x");
         let t = Instant::now();
         index.put(&format!("probe/{i}"), 1, "text", &[], None, Some(&word)).unwrap();
-        while index.search(&word, 1).unwrap().is_empty() {
+        while index.search(&word, 1, &|_, _| None).unwrap().is_empty() {
             std::thread::sleep(Duration::from_millis(1));
         }
         visible.push(t.elapsed());

@@ -221,7 +221,7 @@ impl BlobStore {
                         Some(payload) if seen.insert(hash) => {
                             written += payload.len() as u64;
                             pending_bytes += payload.len();
-                            records.push(Record { kind: Kind::Chunk, key: hash, payload });
+                            records.push(Record { kind: Kind::Chunk, key: hash, payload, decoded: None });
                         }
                         _ => reused += 1,
                     }
@@ -241,7 +241,7 @@ impl BlobStore {
         let chunks = recipe.chunks.len();
         if !self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).recipes.contains_key(id.as_bytes()) {
             let payload = postcard::to_allocvec(&recipe).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
-            records.push(Record { kind: Kind::Recipe, key: *id.as_bytes(), payload });
+            records.push(Record { kind: Kind::Recipe, key: *id.as_bytes(), payload, decoded: None });
         }
         Ok(Prepared { records, report: PutReport { id: BlobId(id.to_hex().to_string()), len: bytes.len() as u64, chunks, reused, written } })
     }
@@ -395,6 +395,11 @@ impl BlobStore {
     /// with only the live ones (appended durably first, then the old pack deleted), so a
     /// crash part-way leaves both copies or one — never none. The caller keeps writers out.
     pub fn gc(&self, keep: &HashSet<BlobId>) -> Result<GcReport, StoreError> {
+        self.gc_with(keep, &mut |_, _| {})
+    }
+
+    /// `gc`, telling `progress(bytes of packs looked at, bytes in packs)` as it goes.
+    pub fn gc_with(&self, keep: &HashSet<BlobId>, progress: &mut dyn FnMut(u64, u64)) -> Result<GcReport, StoreError> {
         let mut report = GcReport::default();
         let keep: HashSet<[u8; 32]> = keep.iter().filter_map(|id| parse_id(id).ok()).collect();
         let live_chunks: HashSet<[u8; 32]> = {
@@ -417,7 +422,7 @@ impl BlobStore {
             Kind::Placement => c.tiers.get(key).is_some_and(|(l, _)| *l == loc),
         };
         let before = self.journal.packs();
-        self.journal.compact(&live, |kind, bytes| {
+        self.journal.compact(&live, progress, |kind, bytes| {
             match kind {
                 Kind::Chunk => report.chunks_removed += 1,
                 Kind::Recipe => report.blobs_removed += 1,
@@ -441,8 +446,18 @@ impl BlobStore {
     /// Reads every record of every pack, checking each against its checksum and every chunk
     /// against its BLAKE3; returns what is damaged (empty: all good).
     pub fn verify(&self) -> Result<Vec<StoreError>, StoreError> {
+        self.verify_with(&mut |_, _| {})
+    }
+
+    /// `verify`, telling `progress(bytes read, bytes in packs)` as it goes.
+    pub fn verify_with(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<StoreError>, StoreError> {
         let mut problems = Vec::new();
+        let total = self.journal.disk_bytes();
+        let mut done = 0;
         for pack in self.journal.packs() {
+            progress(done, total);
+            let before = done;
+            done += std::fs::metadata(self.journal.pack_path(pack)).map_or(0, |m| m.len());
             let path = self.journal.pack_path(pack);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut damage = Vec::new();
@@ -451,6 +466,7 @@ impl BlobStore {
                 &bytes,
                 &path,
                 |f| {
+                    progress(before + f.loc.offset, total);
                     if f.kind == Kind::Chunk && f.whole {
                         match decode_chunk(f.payload) {
                             Ok(data) if blake3::hash(&data).as_bytes() == &f.key => {}
@@ -474,6 +490,7 @@ impl BlobStore {
                 problems.push(StoreError::Corrupt { what: "pack region", hash: format!("{}+{}", d.offset, d.len), path: d.path, reason: d.reason });
             }
         }
+        progress(total, total);
         // Every live recipe's chunks must be there.
         let c = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
         for (key, (_, recipe)) in &c.recipes {
@@ -487,5 +504,5 @@ impl BlobStore {
 
 pub(crate) fn placement(key: &[u8; 32], tier: &Tier) -> Result<Record, StoreError> {
     let payload = serde_json::to_vec(tier).map_err(|e| StoreError::Io { path: PathBuf::from("placement"), source: std::io::Error::other(e) })?;
-    Ok(Record { kind: Kind::Placement, key: *key, payload })
+    Ok(Record { kind: Kind::Placement, key: *key, payload, decoded: None })
 }

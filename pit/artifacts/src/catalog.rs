@@ -3,7 +3,7 @@
 //! as records become durable, rebuilt from the packs on open.
 
 use crate::names::Version;
-use crate::pack::{Catalog, Kind, Loc};
+use crate::pack::{Catalog, Decoded, Kind, Loc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Catalog for StoreCatalog {
         kind != Kind::Chunk
     }
 
-    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc) {
+    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc, decoded: Option<Decoded>) {
         let payload = payload.unwrap_or_default();
         match kind {
             Kind::Chunk => {
@@ -100,7 +100,7 @@ impl Catalog for StoreCatalog {
                 }
                 Err(e) => tracing::warn!(?loc, "a recipe does not decode: {e}"),
             },
-            Kind::Version => match serde_json::from_slice::<Version>(payload) {
+            Kind::Version => match decoded.and_then(|d| d.downcast::<Version>().ok()).map_or_else(|| serde_json::from_slice::<Version>(payload), |v| Ok(*v)) {
                 // A version deleted earlier and copied again by compaction stays deleted.
                 Ok(_) if self.deleted.contains(&key) => {}
                 Ok(v) => {

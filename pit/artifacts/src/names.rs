@@ -130,6 +130,7 @@ struct Progress {
 /// Follows the journal: indexes the latest version of each name a record touched, in order,
 /// and tells the index (and `commit_index`) how far it got.
 fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, search: &SearchIndex, progress: &Progress) {
+    crate::search::lower_priority();
     while let Ok(first) = feed.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096
@@ -138,6 +139,7 @@ fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, s
             batch.push(next);
         }
         let upto = batch.iter().map(|(p, _)| *p).max().unwrap_or(0);
+        search.set_busy(batch.len() > 1);
         let mut seen = std::collections::HashSet::new();
         for (_, name) in batch {
             if seen.insert(name.clone()) {
@@ -269,7 +271,16 @@ impl ArtifactStore {
 
     /// The best `limit` matches of `query` among the latest versions, with snippets.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, ArtifactError> {
-        Ok(self.search.search(query, limit)?)
+        let content = |name: &str, version: u64| -> Option<String> {
+            let v = self.resolve(&format!("{name}@{version}")).ok()?;
+            // Snippets come from hot bytes only: a search must not restore cold blobs.
+            if self.blobs.tier(&v.blob).ok()? != Tier::Hot {
+                return None;
+            }
+            let bytes = self.blobs.read_prefix(&v.blob, crate::search::MAX_INDEXED).ok()?;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        Ok(self.search.search(query, limit, &content)?)
     }
 
     /// Makes every put so far searchable now (otherwise that takes the indexer's lag plus
@@ -342,7 +353,7 @@ impl ArtifactStore {
                 meta: meta.clone(),
             };
             let payload = serde_json::to_vec(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
-            let record = Record { kind: Kind::Version, key: version_key(name, number), payload };
+            let record = Record { kind: Kind::Version, key: version_key(name, number), payload, decoded: Some(Box::new(v.clone())) };
             version = Some(v);
             Ok(record)
         };
@@ -355,7 +366,7 @@ impl ArtifactStore {
     pub fn delete(&self, name: &str, version: u64) -> Result<(), ArtifactError> {
         self.resolve(&format!("{name}@{version}"))?;
         let payload = serde_json::to_vec(&Tombstone { name: name.to_owned(), version }).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
-        self.blobs.journal.append(vec![Record { kind: Kind::Tombstone, key: version_key(name, version), payload }], None)?;
+        self.blobs.journal.append(vec![Record { kind: Kind::Tombstone, key: version_key(name, version), payload, decoded: None }], None)?;
         Ok(())
     }
 
@@ -428,10 +439,15 @@ impl ArtifactStore {
     /// version was recorded, or versions a policy deleted), the chunks only they used, and
     /// temporary leftovers.
     pub fn gc(&self) -> Result<crate::blobs::GcReport, ArtifactError> {
+        self.gc_with(&mut |_, _| {})
+    }
+
+    /// `gc`, telling `progress(bytes of packs looked at, bytes in packs)` as it goes.
+    pub fn gc_with(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<crate::blobs::GcReport, ArtifactError> {
         let _alone = self.collecting.write().unwrap_or_else(|p| p.into_inner());
         let keep: std::collections::HashSet<BlobId> =
             self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.values().flat_map(|h| h.iter().map(|v| v.blob.clone())).collect();
-        Ok(self.blobs.gc(&keep)?)
+        Ok(self.blobs.gc_with(&keep, progress)?)
     }
 
     /// The underlying blob store.

@@ -71,14 +71,24 @@ pub(crate) struct Record {
     pub kind: Kind,
     pub key: [u8; 32],
     pub payload: Vec<u8>,
+    /// What the payload decodes to, when the writer has it at hand: the catalog then need not
+    /// decode it again.
+    pub decoded: Option<Decoded>,
 }
+
+/// A record with its bytes framed: kind, key, the framed bytes, what it decodes to.
+type Framed = (Kind, [u8; 32], Vec<u8>, Option<Decoded>);
+
+/// A record's payload, decoded (the catalog knows the type per kind).
+pub(crate) type Decoded = Box<dyn std::any::Any + Send>;
 
 /// What the journal's records mean: kept current as records become durable.
 pub(crate) trait Catalog: Send + Sync {
     /// Whether opening must read this kind's payload (chunks are only located).
     fn wants_payload(kind: Kind) -> bool;
-    /// A record is durable (or was found on open); `payload` is there if `wants_payload`.
-    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc);
+    /// A record is durable (or was found on open); `payload` is there if `wants_payload`,
+    /// `decoded` if its writer handed it over.
+    fn apply(&mut self, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc, decoded: Option<Decoded>);
     /// Compaction dropped this record: forget the key if this is where it points.
     fn forget(&mut self, kind: Kind, key: &[u8; 32], loc: Loc);
 }
@@ -99,6 +109,7 @@ struct Pending {
     loc: Loc,
     kind: Kind,
     key: [u8; 32],
+    decoded: Option<Decoded>,
     /// The whole framed record.
     bytes: Vec<u8>,
 }
@@ -256,7 +267,7 @@ impl<C: Catalog> Journal<C> {
                     }
                 }
                 let payload = C::wants_payload(kind).then(|| &bytes[loc.offset as usize + HEADER..loc.offset as usize + HEADER + loc.len as usize]);
-                catalog.apply(kind, key, payload, loc);
+                catalog.apply(kind, key, payload, loc, None);
             }
             if last {
                 end = good_end;
@@ -284,17 +295,17 @@ impl<C: Catalog> Journal<C> {
     /// records are written in, e.g. to number versions); returns once all are durable and in
     /// the catalog, with where they went.
     pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Record, StoreError>>) -> Result<Vec<Loc>, StoreError> {
-        let mut framed: Vec<(Kind, [u8; 32], Vec<u8>)> = records.iter().map(|r| (r.kind, r.key, frame(r))).collect();
+        let mut framed: Vec<Framed> = records.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)).collect();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, e)) = &st.failed {
             return Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(format!("an earlier write failed ({e}); reopen the store")) });
         }
         if let Some(last) = last {
             let r = last()?;
-            framed.push((r.kind, r.key, frame(&r)));
+            framed.push((r.kind, r.key, frame(&r), r.decoded));
         }
         let mut locs = Vec::with_capacity(framed.len());
-        for (kind, key, bytes) in framed {
+        for (kind, key, bytes, decoded) in framed {
             let len = bytes.len() as u64;
             if st.end > 0 && st.end + len > PACK_LIMIT {
                 st.pack += 1;
@@ -303,7 +314,7 @@ impl<C: Catalog> Journal<C> {
             let loc = Loc { pack: st.pack, offset: st.end, len: (bytes.len() - HEADER) as u32 };
             st.end += len;
             locs.push(loc);
-            st.batch.push(Pending { loc, kind, key, bytes });
+            st.batch.push(Pending { loc, kind, key, decoded, bytes });
         }
         st.issued += 1;
         let ticket = st.issued;
@@ -320,15 +331,15 @@ impl<C: Catalog> Journal<C> {
             }
             // Lead: write everything waiting, sync once, publish, wake the others.
             st.leading = true;
-            let batch = std::mem::take(&mut st.batch);
+            let mut batch = std::mem::take(&mut st.batch);
             let (first, upto) = (st.durable + 1, st.issued);
             drop(st);
             let written = self.write_batch(&batch);
             if written.is_ok() {
                 let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-                for p in &batch {
+                for p in &mut batch {
                     let payload = C::wants_payload(p.kind).then(|| &p.bytes[HEADER..]);
-                    catalog.apply(p.kind, p.key, payload, p.loc);
+                    catalog.apply(p.kind, p.key, payload, p.loc, p.decoded.take());
                 }
             }
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -423,12 +434,19 @@ impl<C: Catalog> Journal<C> {
     }
 
     /// Rewrites every sealed pack that holds a record `live` says is no longer needed: the live
-    /// records are appended again (durably), then the old pack is deleted. `dropped` hears of
+    /// records are appended again (durably), then the old pack is deleted. `progress` hears of
+    /// the bytes of packs looked at and in all; `dropped` hears of
     /// each record left behind and its size. The caller keeps other writers out.
-    pub fn compact(&self, live: &Liveness<'_, C>, mut dropped: impl FnMut(Kind, u64)) -> Result<(), StoreError> {
+    pub fn compact(&self, live: &Liveness<'_, C>, progress: &mut dyn FnMut(u64, u64), mut dropped: impl FnMut(Kind, u64)) -> Result<(), StoreError> {
         self.seal();
         let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).pack;
-        for pack in self.packs().into_iter().filter(|&p| p < current) {
+        let sealed: Vec<u32> = self.packs().into_iter().filter(|&p| p < current).collect();
+        let size = |p: u32| std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len());
+        let total = sealed.iter().map(|&p| size(p)).sum();
+        let mut done = 0;
+        for pack in sealed {
+            progress(done, total);
+            done += size(pack);
             let path = self.pack_path(pack);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut keep = Vec::new();
@@ -442,7 +460,7 @@ impl<C: Catalog> Journal<C> {
                     &path,
                     |f| {
                         if f.whole && live(&catalog, f.kind, &f.key, f.loc) {
-                            keep.push(Record { kind: f.kind, key: f.key, payload: f.payload.to_vec() });
+                            keep.push(Record { kind: f.kind, key: f.key, payload: f.payload.to_vec(), decoded: None });
                         } else {
                             dead.push((f.kind, f.key, f.loc));
                         }
@@ -472,6 +490,7 @@ impl<C: Catalog> Journal<C> {
             }
             std::fs::remove_file(&path).map_err(io(&path))?;
         }
+        progress(total, total);
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
     }
 }

@@ -1,8 +1,11 @@
 //! Full-text search over the latest version of every artifact (tantivy): its content, name,
-//! kind and tags, ranked by BM25, with a snippet of the content around the matches.
+//! kind and tags, ranked by BM25, with a snippet of the content around the matches. Content is
+//! indexed but not stored in the index (the artifact store has it): snippets are made from the
+//! hits' content read back at search time, which keeps indexing cheap and the index small.
 //!
 //! Near-real-time: a put is indexed at once and a committer thread commits (and reloads the
-//! searcher) within `COMMIT_EVERY` of it, so a put is searchable within ~that bound. The
+//! searcher) within `COMMIT_EVERY` of it, so a put is searchable within ~that bound — or
+//! within `COMMIT_WHILE_BUSY` while puts arrive faster than they are indexed. The
 //! index is derived data: if it is missing or does not open, the store deletes it and rebuilds
 //! it from the names and blobs (`ArtifactStore::rebuild_index`).
 
@@ -17,6 +20,8 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocumen
 
 /// How long a put may wait to become searchable.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// How long a put may wait to become searchable while the indexer is behind.
+pub const COMMIT_WHILE_BUSY: Duration = Duration::from_secs(1);
 /// Content beyond this is not indexed (nor kept for snippets).
 pub const MAX_INDEXED: usize = 1 << 20;
 
@@ -59,7 +64,7 @@ fn schema() -> (Schema, Fields) {
         name_key: b.add_text_field("name_key", STRING),
         kind: b.add_text_field("kind", STRING | STORED),
         tags: b.add_text_field("tags", STRING | STORED),
-        content: b.add_text_field("content", TEXT | STORED),
+        content: b.add_text_field("content", TEXT),
         version: b.add_u64_field("version", STORED),
         quality: b.add_f64_field("quality", STORED | FAST | INDEXED),
     };
@@ -74,6 +79,9 @@ struct Inner {
     dirty: AtomicBool,
     /// The journal position everything up to which is indexed; committed as the payload.
     position: AtomicU64,
+    /// Set while the indexer has a backlog: commits then wait up to `COMMIT_WHILE_BUSY`, since
+    /// each one writes (and syncs) a segment that later has to be merged.
+    busy: AtomicBool,
     path: PathBuf,
 }
 
@@ -94,6 +102,15 @@ impl std::fmt::Debug for SearchIndex {
 
 fn index_error(path: &Path, e: impl std::fmt::Display) -> SearchError {
     SearchError::Index { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut cut = at.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
 }
 
 /// The text of a `Value` field of a stored document.
@@ -123,10 +140,21 @@ impl SearchIndex {
                 (Index::create(d, schema, tantivy::IndexSettings::default()).map_err(|e| index_error(dir, e))?, true)
             }
         };
-        let writer = index.writer_with_num_threads(1, 32 << 20).map_err(|e| index_error(dir, e))?;
+        // Made on a thread of lower priority: tantivy's indexing and merge threads start from
+        // it and inherit that, so under load durable puts get the CPU and the index lags
+        // (and catches up) instead.
+        let writer = std::thread::scope(|s| {
+            s.spawn(|| {
+                lower_priority();
+                index.writer_with_num_threads(1, 32 << 20)
+            })
+            .join()
+        })
+        .map_err(|_| index_error(dir, "the index writer's thread panicked"))?
+        .map_err(|e| index_error(dir, e))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| index_error(dir, e))?;
         let position = if fresh { 0 } else { index.load_metas().ok().and_then(|m| m.payload).and_then(|p| p.parse().ok()).unwrap_or(0) };
-        let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), position: AtomicU64::new(position), path: dir.to_path_buf() });
+        let inner = Arc::new(Inner { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false), position: AtomicU64::new(position), busy: AtomicBool::new(false), path: dir.to_path_buf() });
         let weak = Arc::downgrade(&inner);
         let (stop, stopped) = std::sync::mpsc::channel();
         let committer = std::thread::Builder::new().name("artifact-index".to_owned()).spawn(move || committer(&weak, &stopped)).ok();
@@ -136,14 +164,8 @@ impl SearchIndex {
     /// Indexes (or re-indexes) the latest version of a name.
     pub fn put(&self, name: &str, version: u64, kind: &str, tags: &[String], quality: Option<f64>, content: Option<&str>) -> Result<(), SearchError> {
         let f = self.inner.fields;
-        let mut content = content.unwrap_or_default();
-        if content.len() > MAX_INDEXED {
-            let mut cut = MAX_INDEXED;
-            while !content.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            content = &content[..cut];
-        }
+        let content = content.unwrap_or_default();
+        let content = &content[..floor_char_boundary(content, MAX_INDEXED)];
         let mut document = doc!(
             f.name => name,
             f.name_key => name,
@@ -175,6 +197,11 @@ impl SearchIndex {
         self.inner.position.load(Ordering::Acquire)
     }
 
+    /// Whether the indexer is behind (more is waiting).
+    pub fn set_busy(&self, busy: bool) {
+        self.inner.busy.store(busy, Ordering::Release);
+    }
+
     /// Everything up to `position` is indexed now.
     pub fn set_position(&self, position: u64) {
         self.inner.position.fetch_max(position, Ordering::AcqRel);
@@ -196,8 +223,9 @@ impl SearchIndex {
     }
 
     /// The best `limit` matches of `query` (tantivy's syntax: words, `"phrases"`, `kind:code`,
-    /// `tags:draft`, `name:report`, `AND`/`OR`/`-`).
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
+    /// `tags:draft`, `name:report`, `AND`/`OR`/`-`); `content(name, version)` gives a hit's
+    /// text for its snippet.
+    pub fn search(&self, query: &str, limit: usize, content: &dyn Fn(&str, u64) -> Option<String>) -> Result<Vec<Hit>, SearchError> {
         let f = self.inner.fields;
         let bad = |reason: String| SearchError::Query { query: query.to_owned(), reason };
         let mut parser = QueryParser::for_index(&self.inner.index, vec![f.name, f.content, f.kind, f.tags]);
@@ -210,7 +238,9 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address).map_err(|e| index_error(&self.inner.path, e))?;
-            let snippet = snippets.snippet_from_doc(&doc);
+            let (name, version) = (text_of(&doc, f.name), doc.get_first(f.version).and_then(|v| v.as_u64()).unwrap_or(0));
+            let text = content(&name, version).unwrap_or_default();
+            let snippet = snippets.snippet(&text[..floor_char_boundary(&text, MAX_INDEXED)]);
             let (fragment, marks) = (snippet.fragment(), snippet.highlighted());
             let mut text = String::new();
             let mut at = 0;
@@ -224,8 +254,8 @@ impl SearchIndex {
             text.push_str(&fragment[at..]);
             let quality = doc.get_first(f.quality).and_then(|v| v.as_f64());
             hits.push(Hit {
-                name: text_of(&doc, f.name),
-                version: doc.get_first(f.version).and_then(|v| v.as_u64()).unwrap_or(0),
+                name,
+                version,
                 kind: text_of(&doc, f.kind),
                 tags: doc.get_all(f.tags).filter_map(|v| v.as_str().map(str::to_owned)).collect(),
                 quality,
@@ -273,10 +303,22 @@ fn commit(inner: &Inner) -> Result<(), SearchError> {
     inner.reader.reload().map_err(|e| index_error(&inner.path, e))
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10): indexing is derived work.
+pub fn lower_priority() {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!("could not lower the indexer's priority: {e}");
+    }
+}
+
 /// Commits what was indexed since the last commit, every `COMMIT_EVERY`, while the index lives.
 fn committer(inner: &Weak<Inner>, stopped: &std::sync::mpsc::Receiver<()>) {
+    let mut last = std::time::Instant::now();
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(COMMIT_EVERY / 2) {
         let Some(inner) = inner.upgrade() else { return };
+        if inner.busy.load(Ordering::Acquire) && last.elapsed() < COMMIT_WHILE_BUSY {
+            continue;
+        }
+        last = std::time::Instant::now();
         if inner.dirty.load(Ordering::Acquire)
             && let Err(e) = commit(&inner)
         {

@@ -225,7 +225,8 @@ impl StaleManager {
     }
 
     /// Sweeps: moves what the policy says down a tier, deletes what it lets go, collects the
-    /// store, and drops packs nothing points at. `progress(step, done, total)` hears of it.
+    /// store, and drops packs nothing points at. `progress(step, bytes moved, bytes to move)`
+    /// hears of the moves.
     pub fn sweep(&self, dry_run: bool, now: Option<u64>, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<SweepReport, StaleError> {
         let started = std::time::Instant::now();
         let plan = self.plan(now.unwrap_or_else(unix_now))?;
@@ -261,10 +262,9 @@ impl StaleManager {
             }
             self.write_pack(group, to, &mut report)?;
         }
-        for (i, d) in plan.deletes.iter().enumerate() {
+        for d in &plan.deletes {
             self.store.delete(&d.name, d.version)?;
             report.deleted += 1;
-            progress("delete", i as u64 + 1, plan.deletes.len() as u64);
         }
         report.gc = Some(self.store.gc()?);
         report.packs_removed = self.drop_unused_packs()?;
