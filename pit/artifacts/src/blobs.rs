@@ -23,6 +23,11 @@ const BATCH_BYTES: usize = 32 << 20;
 /// Chunk payloads start with how they are stored.
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
+/// zstd with another chunk (the same place in the parent version) as its dictionary:
+/// `DELTA | depth | base hash | zstd`. An edit to a small file then costs about the edit.
+const DELTA: u8 = 2;
+/// A delta's base may itself be a delta this deep at most (reads decode the chain).
+const MAX_DEPTH: u8 = 8;
 
 /// The BLAKE3 of a blob's content, hex.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -145,7 +150,39 @@ fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
     }
 }
 
-fn decode_chunk(payload: &[u8]) -> Result<Vec<u8>, String> {
+/// `encode_chunk`, or a delta against `base` (its hash, bytes and depth) when that is smaller.
+fn encode_chunk_against(data: &[u8], level: i32, base: Option<&([u8; 32], Vec<u8>, u8)>) -> Vec<u8> {
+    let plain = encode_chunk(data, level);
+    let Some((hash, bytes, depth)) = base.filter(|(_, _, d)| *d < MAX_DEPTH) else { return plain };
+    let delta = zstd::bulk::Compressor::with_dictionary(level, bytes).and_then(|mut c| c.compress(data));
+    match delta {
+        Ok(z) if z.len() + 34 < plain.len() => {
+            let mut out = Vec::with_capacity(z.len() + 34);
+            out.push(DELTA);
+            out.push(depth + 1);
+            out.extend_from_slice(hash);
+            out.extend_from_slice(&z);
+            out
+        }
+        _ => plain,
+    }
+}
+
+/// The base a delta chunk needs, and its depth.
+fn delta_base(payload: &[u8]) -> Option<([u8; 32], u8)> {
+    (payload.first() == Some(&DELTA) && payload.len() >= 34).then(|| (payload[2..34].try_into().unwrap_or([0; 32]), payload[1]))
+}
+
+/// A chunk's bytes from its payload; `base` reads a delta's base chunk.
+/// Reads a chunk by hash (a delta's base).
+type BaseReader<'a> = dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String> + 'a;
+
+fn decode_chunk(payload: &[u8], base: &BaseReader<'_>) -> Result<Vec<u8>, String> {
+    if let Some((hash, _)) = delta_base(payload) {
+        let dict = base(&hash).map_err(|e| format!("its delta base {}: {e}", hex(&hash)))?;
+        let mut d = zstd::bulk::Decompressor::with_dictionary(&dict).map_err(|e| e.to_string())?;
+        return d.decompress(&payload[34..], MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}"));
+    }
     match payload.split_first() {
         Some((&RAW, data)) => Ok(data.to_vec()),
         Some((&ZSTD, data)) => DECOMPRESSOR.with(|d| {
@@ -192,6 +229,12 @@ impl BlobStore {
     /// Cuts `bytes` into chunks and makes the records of those not stored yet; large blobs
     /// have their chunks appended (durably) in batches, and only the rest is returned.
     pub(crate) fn prepare(&self, bytes: &[u8]) -> Result<Prepared, StoreError> {
+        self.prepare_after(bytes, None)
+    }
+
+    /// `prepare`, with new chunks of a small blob delta-encoded against the chunks of
+    /// `parent` (the previous version of the same name) where that is smaller.
+    pub(crate) fn prepare_after(&self, bytes: &[u8], parent: Option<&BlobId>) -> Result<Prepared, StoreError> {
         let cuts: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::new(bytes, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect();
         let workers = if bytes.len() >= 4 << 20 { std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) } else { 1 };
         let mut recipe = Recipe { len: bytes.len() as u64, chunks: Vec::with_capacity(cuts.len()) };
@@ -213,7 +256,9 @@ impl BlobStore {
                         .collect();
                     handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
                 } else {
-                    vec![group.iter().map(|&(o, l)| self.encode_if_new(&bytes[o..o + l])).collect()]
+                    let parent = parent.and_then(|p| parse_id(p).ok()).filter(|k| self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).tier(k) == Tier::Hot).and_then(|k| self.recipe(&k));
+                    let first = recipe.chunks.len();
+                    vec![group.iter().enumerate().map(|(i, &(o, l))| self.encode_if_new_after(&bytes[o..o + l], parent.as_deref(), first + i)).collect()]
                 };
                 for (hash, payload) in encoded.into_iter().flatten() {
                     recipe.chunks.push(hash);
@@ -248,9 +293,19 @@ impl BlobStore {
 
     /// A chunk's hash, and its stored form unless the store has it already.
     fn encode_if_new(&self, data: &[u8]) -> Encoded {
+        self.encode_if_new_after(data, None, 0)
+    }
+
+    /// `encode_if_new`, a new chunk delta-encoded against the parent's chunk at the same index
+    /// (or its last) when that is smaller.
+    fn encode_if_new_after(&self, data: &[u8], parent: Option<&Recipe>, index: usize) -> Encoded {
         let hash = *blake3::hash(data).as_bytes();
         let known = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).chunks.contains_key(&hash);
-        (hash, (!known).then(|| encode_chunk(data, self.level)))
+        if known {
+            return (hash, None);
+        }
+        let base = parent.and_then(|r| r.chunks.get(index).or(r.chunks.last())).and_then(|b| self.chunk_and_depth(b).ok().map(|(bytes, depth)| (*b, bytes, depth)));
+        (hash, Some(encode_chunk_against(data, self.level, base.as_ref())))
     }
 
     /// Stores `bytes` (durably, once this returns); chunks already stored are not written again.
@@ -266,17 +321,30 @@ impl BlobStore {
 
     /// Reads one chunk, checking it against its name.
     fn chunk(&self, hash: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        self.chunk_and_depth(hash).map(|(data, _)| data)
+    }
+
+    /// A chunk's bytes (checked) and its delta depth (0: stored whole).
+    fn chunk_and_depth(&self, hash: &[u8; 32]) -> Result<(Vec<u8>, u8), StoreError> {
         let corrupt = |path: PathBuf, reason: String| StoreError::Corrupt { what: "chunk", hash: hex(hash), path, reason };
         let Some((loc, (), file)) = self.journal.locate(|c| c.chunks.get(hash).map(|l| (*l, ()))) else {
             return Err(corrupt(self.root.join("packs"), "is missing from the store".to_owned()));
         };
         let path = self.journal.pack_path(loc.pack);
         let payload = self.journal.read(&file, loc, Kind::Chunk, hash, false).map_err(|r| corrupt(path.clone(), r))?;
-        let data = decode_chunk(&payload).map_err(|r| corrupt(path.clone(), format!("{r} (at byte {} of the pack)", loc.offset)))?;
+        let depth = delta_base(&payload).map_or(0, |(_, d)| d);
+        let data = decode_chunk(&payload, &|b| self.chunk(b).map_err(|e| e.to_string())).map_err(|r| corrupt(path.clone(), format!("{r} (at byte {} of the pack)", loc.offset)))?;
         if blake3::hash(&data).as_bytes() != hash {
             return Err(corrupt(path, format!("its bytes do not match its BLAKE3 (at byte {} of the pack)", loc.offset)));
         }
-        Ok(data)
+        Ok((data, depth))
+    }
+
+    /// The chunk a delta chunk is encoded against, if it is one.
+    fn chunk_base(&self, hash: &[u8; 32]) -> Option<[u8; 32]> {
+        let (loc, (), file) = self.journal.locate(|c| c.chunks.get(hash).map(|l| (*l, ())))?;
+        let payload = self.journal.read(&file, loc, Kind::Chunk, hash, false).ok()?;
+        delta_base(&payload).map(|(b, _)| b)
     }
 
     /// The blob's bytes, every chunk and the whole checked. A warm or cold blob is restored to
@@ -411,9 +479,19 @@ impl BlobStore {
                     report.blobs_kept += 1;
                 }
             }
-            report.chunks_kept = live.len();
             live
         };
+        // A live delta chunk keeps its base (and the base's base).
+        let mut live_chunks = live_chunks;
+        let mut todo: Vec<[u8; 32]> = live_chunks.iter().copied().collect();
+        while let Some(hash) = todo.pop() {
+            if let Some(base) = self.chunk_base(&hash)
+                && live_chunks.insert(base)
+            {
+                todo.push(base);
+            }
+        }
+        report.chunks_kept = live_chunks.len();
         let live = |c: &StoreCatalog, kind: Kind, key: &[u8; 32], loc: Loc| match kind {
             Kind::Chunk => live_chunks.contains(key) && c.chunks.get(key) == Some(&loc),
             Kind::Recipe => keep.contains(key) && c.tier(key) == Tier::Hot && c.recipes.get(key).is_some_and(|(l, _)| *l == loc),
@@ -468,7 +546,7 @@ impl BlobStore {
                 |f| {
                     progress(before + f.loc.offset, total);
                     if f.kind == Kind::Chunk && f.whole {
-                        match decode_chunk(f.payload) {
+                        match decode_chunk(f.payload, &|b| self.chunk(b).map_err(|e| e.to_string())) {
                             Ok(data) if blake3::hash(&data).as_bytes() == &f.key => {}
                             Ok(_) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("its bytes do not match its BLAKE3 (at byte {} of the pack)", f.loc.offset) }),
                             Err(r) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("{r} (at byte {} of the pack)", f.loc.offset) }),

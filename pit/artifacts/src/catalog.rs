@@ -27,6 +27,46 @@ pub enum Tier {
     Cold { pack: String },
 }
 
+/// A version record's payload is JSON, zstd-compressed against `VERSION_DICTIONARY` (a
+/// typical record: every record shares its keys and factor names, so one compresses to a
+/// few hundred bytes instead of ~700). The dictionary is part of the format: never change it;
+/// a new one would need a new marker. Plain JSON (records written before) still reads.
+const VERSION_DICTIONARY: &[u8] = br#"{"name":"src/lib.rs","version":2,"blob":"0000000000000000000000000000000000000000000000000000000000000000","len":1024,"parent":1,"created_at":"2026-01-01T00:00:00.000Z","meta":{"kind":"code","tags":[],"mime":"text/plain","author":"user","produced_by":"run-/","derived_from":["@1"]},"quality":{"score":0.5,"class":"code","factors":[{"name":"balanced","value":1.0,"weight":3.0,"detail":"every bracket closes"},{"name":"size","value":1.0,"weight":1.0,"detail":"100 lines"},{"name":"todo_density","value":1.0,"weight":1.0,"detail":"0 TODO/FIXME/XXX in 100 lines"},{"name":"tests","value":0.0,"weight":2.0,"detail":"no tests"},{"name":"comments","value":1.0,"weight":1.0,"detail":"10 % comment lines"},{"name":"structure","value":0.6666666666666666,"weight":2.0,"detail":"headings, lists, 3 paragraphs"},{"name":"length","value":1.0,"weight":1.0,"detail":"500 words"},{"name":"sentences","value":1.0,"weight":1.0,"detail":"mean sentence 12.0 words"},{"name":"parses","value":1.0,"weight":3.0,"detail":"parses as JSON"}]}}"#;
+/// Marks a compressed version payload (JSON starts with `{`).
+const VERSION_ZSTD: u8 = 1;
+
+thread_local! {
+    /// A compression context is ~1 MB: one per thread, not one per put.
+    static VERSION_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A version's record payload.
+pub(crate) fn encode_version(v: &Version) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+    let compressed = VERSION_COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::with_dictionary(3, VERSION_DICTIONARY).map_err(|e| e.to_string())?);
+        }
+        c.as_mut().map_or_else(|| Err("no compressor".to_owned()), |c| c.compress(&json).map_err(|e| e.to_string()))
+    })?;
+    let mut out = Vec::with_capacity(compressed.len() + 1);
+    out.push(VERSION_ZSTD);
+    out.extend_from_slice(&compressed);
+    Ok(out)
+}
+
+/// A version from its record payload (compressed, or plain JSON from before).
+pub(crate) fn decode_version(payload: &[u8]) -> Result<Version, String> {
+    match payload.split_first() {
+        Some((&VERSION_ZSTD, data)) => {
+            let json = zstd::bulk::Decompressor::with_dictionary(VERSION_DICTIONARY).and_then(|mut d| d.decompress(data, 1 << 20)).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&json).map_err(|e| e.to_string())
+        }
+        _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+    }
+}
+
 /// The key of a version record.
 pub(crate) fn version_key(name: &str, version: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
@@ -100,7 +140,7 @@ impl Catalog for StoreCatalog {
                 }
                 Err(e) => tracing::warn!(?loc, "a recipe does not decode: {e}"),
             },
-            Kind::Version => match decoded.and_then(|d| d.downcast::<Version>().ok()).map_or_else(|| serde_json::from_slice::<Version>(payload), |v| Ok(*v)) {
+            Kind::Version => match decoded.and_then(|d| d.downcast::<Version>().ok()).map_or_else(|| decode_version(payload), |v| Ok(*v)) {
                 // A version deleted earlier and copied again by compaction stays deleted.
                 Ok(_) if self.deleted.contains(&key) => {}
                 Ok(v) => {
@@ -151,5 +191,20 @@ impl Catalog for StoreCatalog {
             // Versions and tombstones are only dropped once superseded; placements likewise.
             Kind::Version | Kind::Tombstone | Kind::Placement => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_records_round_trip_compressed_and_plain_json_still_reads() {
+        let v: Version = serde_json::from_slice(VERSION_DICTIONARY).unwrap_or_else(|e| panic!("the dictionary is a version record: {e}"));
+        let encoded = encode_version(&v).unwrap_or_default();
+        assert!(encoded.len() < 200, "{} bytes", encoded.len());
+        assert_eq!(decode_version(&encoded).ok(), Some(v.clone()));
+        assert_eq!(decode_version(&serde_json::to_vec(&v).unwrap_or_default()).ok(), Some(v));
+        assert!(decode_version(&[VERSION_ZSTD, 1, 2, 3]).is_err());
     }
 }

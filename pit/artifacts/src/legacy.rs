@@ -51,7 +51,7 @@ pub(crate) fn import(root: &Path, level: i32) -> Result<(), StoreError> {
                 Ok(bytes) => records = store.prepare(&bytes)?.records,
                 Err(e) => tracing::warn!(name = v.name, version = v.version, "imported without its bytes: blob {}: {e}", v.blob),
             }
-            let payload = serde_json::to_vec(&v).map_err(|e| io(&entry.path(), std::io::Error::other(e)))?;
+            let payload = crate::catalog::encode_version(&v).map_err(|e| io(&entry.path(), std::io::Error::other(e)))?;
             records.push(Record { kind: Kind::Version, key: version_key(&v.name, v.version), payload, decoded: None });
             store.journal.append(records, None)?;
             imported += 1;

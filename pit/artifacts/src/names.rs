@@ -332,7 +332,8 @@ impl ArtifactStore {
         {
             return Ok(latest.clone());
         }
-        let prepared = self.blobs.prepare(bytes)?;
+        let parent = self.history(name).ok().and_then(|h| h.last().map(|v| v.blob.clone()));
+        let prepared = self.blobs.prepare_after(bytes, parent.as_ref())?;
         let quality = (bytes.len() <= SCORED_UP_TO).then(|| assess(name, &meta.kind, &meta.mime, bytes));
         let mut version = None;
         let mut make = || -> Result<Record, StoreError> {
@@ -352,7 +353,7 @@ impl ArtifactStore {
                 quality: quality.clone(),
                 meta: meta.clone(),
             };
-            let payload = serde_json::to_vec(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+            let payload = crate::catalog::encode_version(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
             let record = Record { kind: Kind::Version, key: version_key(name, number), payload, decoded: Some(Box::new(v.clone())) };
             version = Some(v);
             Ok(record)

@@ -257,3 +257,31 @@ fn a_store_in_the_first_layout_is_imported_on_open_with_every_version() {
     assert_eq!(store.log("notes/old").unwrap().len(), 3, "imported once, not again");
     assert!(store.blobs().verify().unwrap().is_empty());
 }
+
+#[test]
+fn an_edited_small_file_is_stored_as_a_delta_and_keeps_its_base_through_gc() {
+    use symphony_artifacts::{ArtifactStore, Meta};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    // 40 KB of varied text (one chunk), then an edit: a line inserted in the middle.
+    let v1: Vec<u8> = (0..800).flat_map(|i| format!("line {i}: {}\n", noise(16, i + 1).iter().map(|b| format!("{b:02x}")).collect::<String>()).into_bytes()).collect();
+    let mut v2 = v1.clone();
+    v2.splice(20_000..20_000, b"// an edit a person made\n".iter().copied());
+    store.put("src/file.txt", &v1, Meta::default()).unwrap();
+    let before = store.stats().unwrap().stored_bytes;
+    store.put("src/file.txt", &v2, Meta::default()).unwrap();
+    let grew = store.stats().unwrap().stored_bytes - before;
+    assert!(grew < 2_000, "an edit of a 40 KB file took {grew} bytes (a delta against the parent should be a few hundred)");
+    assert_eq!(store.get("src/file.txt@2").unwrap(), v2);
+
+    // The parent goes (a policy deleted it) and the store is collected: the delta's base stays.
+    store.delete("src/file.txt", 1).unwrap();
+    let report = store.gc().unwrap();
+    assert_eq!(report.blobs_removed, 1, "{report:?}");
+    assert_eq!(store.get("src/file.txt@2").unwrap(), v2);
+    assert!(store.blobs().verify().unwrap().is_empty());
+    drop(store);
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert_eq!(store.get("src/file.txt").unwrap(), v2);
+    assert!(matches!(store.get("src/file.txt@1"), Err(symphony_artifacts::ArtifactError::NoVersion { .. })));
+}
