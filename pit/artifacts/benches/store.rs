@@ -106,7 +106,18 @@ fn edited(bytes: &[u8], k: usize) -> Vec<u8> {
 }
 
 fn run(cmd: &mut std::process::Command) -> bool {
-    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+    match cmd.stdout(std::process::Stdio::null()).output() {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            eprintln!("{:?} exited {}: {}", cmd.get_program(), out.status, stderr.lines().next().unwrap_or_default());
+            false
+        }
+        Err(e) => {
+            eprintln!("{:?}: {e}", cmd.get_program());
+            false
+        }
+    }
 }
 
 /// Ingest of a real source tree (the cargo registry's crate sources) and ten edited versions
@@ -174,6 +185,8 @@ fn ingest_bench() {
     std::fs::create_dir_all(&tree).unwrap();
     run(std::process::Command::new("git").args(["init", "-q"]).current_dir(&tree).env("GIT_DIR", &git));
     let mut ours = Duration::ZERO;
+    // A failed backup would make a tool look smaller than it is: count them, and say so.
+    let (mut restic_failed, mut borg_failed) = (0, 0);
     for k in 0..=10 {
         write_tree(k);
         let t = Instant::now();
@@ -186,11 +199,13 @@ fn ingest_bench() {
         let git_cmd = |args: &[&str]| run(std::process::Command::new("git").args(args).current_dir(&tree).env("GIT_DIR", &git).env("GIT_WORK_TREE", &tree));
         git_cmd(&["add", "-A"]);
         git_cmd(&["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", &format!("v{k}")]);
-        if has_restic {
-            run(std::process::Command::new("restic").args(["backup", "-q", "--repo"]).arg(&restic).arg(".").current_dir(&tree).env("RESTIC_PASSWORD", "bench"));
+        if has_restic && !run(std::process::Command::new("restic").args(["backup", "-q", "--repo"]).arg(&restic).arg(".").current_dir(&tree).env("RESTIC_PASSWORD", "bench")) {
+            restic_failed += 1;
         }
-        if has_borg {
-            run(std::process::Command::new("borg").args(["create", "--compression", "zstd,3"]).arg(format!("{}::v{k}", borg.display())).arg(".").current_dir(&tree).env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes"));
+        if has_borg
+            && !run(std::process::Command::new("borg").args(["create", "--compression", "zstd,3"]).arg(format!("{}::v{k}", borg.display())).arg(".").current_dir(&tree).env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes"))
+        {
+            borg_failed += 1;
         }
     }
     run(std::process::Command::new("git").args(["gc", "-q"]).env("GIT_DIR", &git));
@@ -202,10 +217,13 @@ fn ingest_bench() {
     report("  symphony artifacts (packs on disk)", mb(ours_bytes), "logical bytes", mb(logical), logical as f64 / ours_bytes as f64);
     let git_bytes = dir_size(&git);
     report("  the same", mb(ours_bytes), "git (.git after git gc)", mb(git_bytes), git_bytes as f64 / ours_bytes as f64);
-    for (tool, present, repo) in [("restic (zstd auto)", has_restic, &restic), ("borg (zstd,3)", has_borg, &borg)] {
+    for (tool, present, repo, failed) in [("restic (zstd auto)", has_restic, &restic, restic_failed), ("borg (zstd,3)", has_borg, &borg, borg_failed)] {
         if present {
             let bytes = dir_size(repo);
             report("  the same", mb(ours_bytes), tool, mb(bytes), bytes as f64 / ours_bytes as f64);
+            if failed > 0 {
+                println!("  ({tool}: {failed} of 11 backups FAILED; its size is not comparable)");
+            }
         } else {
             println!("  {tool}: not installed (cargo xtask bench installs it)");
         }
