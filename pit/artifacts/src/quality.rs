@@ -85,75 +85,86 @@ fn band(x: f64, zero_below: f64, lo: f64, hi: f64, zero_above: f64) -> f64 {
 }
 
 /// Whether brackets balance, skipping string literals and `//`, `#` and `/* */` comments.
+/// Works on bytes: every byte it looks for is ASCII, and UTF-8 never puts an ASCII byte inside
+/// another character, so no allocation and no decoding per character.
 fn brackets_balance(text: &str) -> Result<(), String> {
-    let mut stack = Vec::new();
-    let mut chars = text.chars().peekable();
+    let b = text.as_bytes();
+    let mut stack: Vec<(u8, usize)> = Vec::new();
     let mut line = 1;
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    let end_of_line = |from: usize| b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p);
+    while i < b.len() {
+        let c = b[i];
         match c {
-            '\n' => line += 1,
-            '\'' => {
+            b'\n' => line += 1,
+            b'\'' => {
                 // A character literal (`'x'`, `'\n'`, `'\u{1F600}'`), not a lifetime (`'a`).
-                let rest: String = chars.clone().take(12).collect();
-                let end = if let Some(escaped) = rest.strip_prefix('\\') { escaped.find('\'').map(|i| i + 1) } else { rest.char_indices().nth(1).filter(|(_, d)| *d == '\'').map(|(i, _)| i) };
-                if let Some(end) = end {
-                    for _ in 0..=rest[..end].chars().count() {
-                        chars.next();
+                let rest = &b[i + 1..b.len().min(i + 14)];
+                if rest.first() == Some(&b'\\') {
+                    if let Some(close) = rest.iter().skip(1).position(|&d| d == b'\'') {
+                        i += close + 2;
+                    }
+                } else if let Some(&lead) = rest.first() {
+                    let width = match lead {
+                        0x00..=0x7f => 1,
+                        0xc0..=0xdf => 2,
+                        0xe0..=0xef => 3,
+                        _ => 4,
+                    };
+                    if rest.get(width) == Some(&b'\'') {
+                        i += width + 1;
                     }
                 }
             }
-            '"' | '`' => {
+            b'"' | b'`' => {
                 // Only a literal closed on the same line counts as a string.
-                let rest: String = chars.clone().take_while(|&d| d != '\n').collect();
-                if let Some(end) = rest.find(c) {
-                    for _ in 0..=rest[..end].chars().count() {
-                        chars.next();
-                    }
+                let eol = end_of_line(i + 1);
+                if let Some(close) = b[i + 1..eol].iter().position(|&d| d == c) {
+                    i += close + 1;
                 }
             }
-            '/' if chars.peek() == Some(&'/') => {
-                while chars.peek().is_some_and(|&d| d != '\n') {
-                    chars.next();
-                }
+            b'/' if b.get(i + 1) == Some(&b'/') => i = end_of_line(i) - 1,
+            b'#' if matches!(b.get(i + 1), Some(b' ' | b'!')) => i = end_of_line(i) - 1,
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let body = &b[i + 2..];
+                let close = body.windows(2).position(|w| w == b"*/").map_or(body.len(), |p| p + 2);
+                line += body[..close].iter().filter(|&&d| d == b'\n').count();
+                i += 1 + close;
             }
-            '#' if chars.peek().is_some_and(|&d| d == ' ' || d == '!') => {
-                while chars.peek().is_some_and(|&d| d != '\n') {
-                    chars.next();
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        line += 1;
-                    }
-                    if prev == '*' && d == '/' {
-                        break;
-                    }
-                    prev = d;
-                }
-            }
-            '(' | '[' | '{' => stack.push((c, line)),
-            ')' | ']' | '}' => {
+            b'(' | b'[' | b'{' => stack.push((c, line)),
+            b')' | b']' | b'}' => {
                 let want = match c {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
                 };
                 match stack.pop() {
                     Some((open, _)) if open == want => {}
-                    Some((open, at)) => return Err(format!("`{c}` on line {line} closes `{open}` from line {at}")),
-                    None => return Err(format!("`{c}` on line {line} closes nothing")),
+                    Some((open, at)) => return Err(format!("`{}` on line {line} closes `{}` from line {at}", c as char, open as char)),
+                    None => return Err(format!("`{}` on line {line} closes nothing", c as char)),
                 }
             }
             _ => {}
         }
+        i += 1;
     }
     match stack.pop() {
         None => Ok(()),
-        Some((open, at)) => Err(format!("`{open}` from line {at} is never closed")),
+        Some((open, at)) => Err(format!("`{}` from line {at} is never closed", open as char)),
     }
+}
+
+/// How many lines hold at least one of `markers` (one pass per marker over the whole text).
+fn lines_with(text: &str, markers: &[&str]) -> usize {
+    let mut lines: Vec<usize> = Vec::new();
+    for m in markers {
+        for (at, _) in text.match_indices(m) {
+            lines.push(text.as_bytes()[..at].iter().rev().position(|&c| c == b'\n').map_or(0, |p| at - p));
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    lines.len()
 }
 
 fn assess_code(text: &str) -> Vec<Factor> {
@@ -163,7 +174,7 @@ fn assess_code(text: &str) -> Vec<Factor> {
         Ok(()) => factor("balanced", 1.0, 3.0, "every bracket closes".to_owned()),
         Err(why) => factor("balanced", 0.0, 3.0, why),
     };
-    let todos = lines.iter().filter(|l| ["TODO", "FIXME", "XXX"].iter().any(|m| l.contains(m))).count();
+    let todos = lines_with(text, &["TODO", "FIXME", "XXX"]);
     let per_100 = todos as f64 * 100.0 / n;
     let test_markers = ["#[test]", "#[cfg(test)]", "def test_", "it(", "test(", "describe(", "@Test", "func Test"];
     let has_tests = test_markers.iter().any(|m| text.contains(m));
@@ -232,7 +243,9 @@ fn assess_data(name: &str, mime: &str, text: &str) -> Vec<Factor> {
 /// Scores an artifact's bytes.
 pub fn assess(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> Quality {
     let class = class_of(name, kind, mime, bytes);
-    let factors = match (class, std::str::from_utf8(bytes)) {
+    let utf8 = std::str::from_utf8(bytes);
+    let binary = utf8.is_err();
+    let factors = match (class, utf8) {
         ("code", Ok(text)) => assess_code(text),
         ("text", Ok(text)) => assess_text(text),
         ("data", Ok(text)) => assess_data(name, mime, text),
@@ -240,7 +253,7 @@ pub fn assess(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> Quality {
     };
     let weight: f64 = factors.iter().map(|f| f.weight).sum();
     let score = if weight > 0.0 { factors.iter().map(|f| f.value * f.weight).sum::<f64>() / weight } else { 0.0 };
-    Quality { score: (score * 1000.0).round() / 1000.0, class: if std::str::from_utf8(bytes).is_err() { "binary" } else { class }.to_owned(), factors }
+    Quality { score: (score * 1000.0).round() / 1000.0, class: if binary { "binary" } else { class }.to_owned(), factors }
 }
 
 #[cfg(test)]
@@ -253,10 +266,10 @@ mod tests {
 
     #[test]
     fn brackets_outside_strings_and_comments() {
-        for ok in ["fn a() { let s = \"(\"; }", "// ) in a comment\nfn b() {}", "/* { */ x[0]", "let c = '}';", "fn f<'a>(x: &'a str) {}"] {
+        for ok in ["fn a() { let s = \"(\"; }", "// ) in a comment\nfn b() {}", "/* { */ x[0]", "let c = '}';", "fn f<'a>(x: &'a str) {}", "let e = 'é'; let n = '\\n'; let u = '\\u{1F600}'; (x)", "/* (\n ) */ {\n}", "# ) a shell comment\n(a)", "let t = `(`;"] {
             assert_eq!(brackets_balance(ok), Ok(()), "{ok}");
         }
-        for (bad, why) in [("fn a() {", "never closed"), ("x)", "closes nothing"), ("(]", "closes `(`")] {
+        for (bad, why) in [("fn a() {", "never closed"), ("x)", "closes nothing"), ("(]", "closes `(`"), ("/* a */\n\n)", "line 3"), ("\"unclosed (\n]", "on line 2 closes")] {
             assert!(brackets_balance(bad).is_err_and(|e| e.contains(why)), "{bad}");
         }
     }
@@ -271,6 +284,7 @@ mod tests {
         let b = assess("x.rs", "", "", bad.as_bytes());
         assert_eq!((value(&b, "balanced"), value(&b, "tests")), (0.0, 0.0));
         assert!(value(&b, "todo_density") < 0.01);
+        assert_eq!(lines_with("a TODO\nb\nTODO FIXME XXX\n", &["TODO", "FIXME", "XXX"]), 2, "lines, not matches");
         assert!(q.score > 0.9 && b.score < 0.4, "{} {}", q.score, b.score);
     }
 
