@@ -324,14 +324,21 @@ impl BlobStore {
         self.chunk_and_depth(hash).map(|(data, _)| data)
     }
 
-    /// A chunk's bytes (checked) and its delta depth (0: stored whole).
-    fn chunk_and_depth(&self, hash: &[u8; 32]) -> Result<(Vec<u8>, u8), StoreError> {
+    /// A chunk's stored payload, and the pack it was read from.
+    fn chunk_payload(&self, hash: &[u8; 32]) -> Result<(Loc, PathBuf, Vec<u8>), StoreError> {
         let corrupt = |path: PathBuf, reason: String| StoreError::Corrupt { what: "chunk", hash: hex(hash), path, reason };
-        let Some((loc, (), file)) = self.journal.locate(|c| c.chunks.get(hash).map(|l| (*l, ()))) else {
+        let Some((loc, file)) = self.journal.locate(|c| c.chunks.get(hash).copied()) else {
             return Err(corrupt(self.root.join("packs"), "is missing from the store".to_owned()));
         };
         let path = self.journal.pack_path(loc.pack);
         let payload = self.journal.read(&file, loc, Kind::Chunk, hash, false).map_err(|r| corrupt(path.clone(), r))?;
+        Ok((loc, path, payload))
+    }
+
+    /// A chunk's bytes (checked) and its delta depth (0: stored whole).
+    fn chunk_and_depth(&self, hash: &[u8; 32]) -> Result<(Vec<u8>, u8), StoreError> {
+        let corrupt = |path: PathBuf, reason: String| StoreError::Corrupt { what: "chunk", hash: hex(hash), path, reason };
+        let (loc, path, payload) = self.chunk_payload(hash)?;
         let depth = delta_base(&payload).map_or(0, |(_, d)| d);
         let data = decode_chunk(&payload, &|b| self.chunk(b).map_err(|e| e.to_string())).map_err(|r| corrupt(path.clone(), format!("{r} (at byte {} of the pack)", loc.offset)))?;
         if blake3::hash(&data).as_bytes() != hash {
@@ -342,8 +349,7 @@ impl BlobStore {
 
     /// The chunk a delta chunk is encoded against, if it is one.
     fn chunk_base(&self, hash: &[u8; 32]) -> Option<[u8; 32]> {
-        let (loc, (), file) = self.journal.locate(|c| c.chunks.get(hash).map(|l| (*l, ())))?;
-        let payload = self.journal.read(&file, loc, Kind::Chunk, hash, false).ok()?;
+        let (_, _, payload) = self.chunk_payload(hash).ok()?;
         delta_base(&payload).map(|(b, _)| b)
     }
 

@@ -236,6 +236,46 @@ pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Fo
     good_end
 }
 
+/// A record found by `scan_sealed`: its payload if the catalog wants it.
+type Scanned = (Kind, [u8; 32], Loc, Option<Vec<u8>>);
+
+/// Reads a sealed pack's records sequentially, skipping the payloads the catalog does not
+/// want; `None` when anything does not parse or check (the caller then walks it whole).
+fn scan_sealed<C: Catalog>(pack: u32, file: &File) -> std::io::Result<Option<Vec<Scanned>>> {
+    use std::io::Read;
+    let len = file.metadata()?.len();
+    let mut reader = std::io::BufReader::with_capacity(256 << 10, file);
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    let mut header = [0u8; HEADER];
+    while at < len {
+        if at + HEADER as u64 > len {
+            return Ok(None);
+        }
+        reader.read_exact(&mut header)?;
+        let Some(h) = parse_header(&header) else { return Ok(None) };
+        let end = at + HEADER as u64 + u64::from(h.len);
+        if end > len {
+            return Ok(None);
+        }
+        let loc = Loc { pack, offset: at, len: h.len };
+        let payload = if C::wants_payload(h.kind) {
+            let mut payload = vec![0u8; h.len as usize];
+            reader.read_exact(&mut payload)?;
+            if check_of(h.kind as u8, &h.key, &payload) != h.check {
+                return Ok(None);
+            }
+            Some(payload)
+        } else {
+            reader.seek_relative(i64::from(h.len))?;
+            None
+        };
+        out.push((h.kind, h.key, loc, payload));
+        at = end;
+    }
+    Ok(Some(out))
+}
+
 impl<C: Catalog> Journal<C> {
     /// Opens the journal in `dir` (creating it), replaying every pack into `catalog`.
     pub fn open(dir: &Path, mut catalog: C) -> Result<Self, StoreError> {
@@ -253,8 +293,20 @@ impl<C: Catalog> Journal<C> {
         for (i, &id) in ids.iter().enumerate() {
             let path = dir.join(pack_name(id));
             let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io(&path))?;
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
             let last = i + 1 == ids.len();
+            // Sealed packs were synced whole before the next one began: their headers are
+            // read and only payloads the catalog needs are read and checked (a chunk is checked
+            // when it is read). The last two may end in a torn batch: read and checked whole.
+            // A sealed pack whose scan finds anything wrong is read and checked whole too.
+            let sealed = if i + 2 < ids.len() { scan_sealed::<C>(id, &file).map_err(io(&path))? } else { None };
+            if let Some(records) = sealed {
+                for (kind, key, loc, payload) in records {
+                    catalog.apply(kind, key, payload.as_deref(), loc, None);
+                }
+                files.insert(id, Arc::new(file));
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut found = Vec::new();
             let good_end = walk(id, &bytes, &path, |f| found.push((f.kind, f.key, f.loc, f.whole)), &mut damage);
             for (kind, key, loc, whole) in found {
@@ -293,8 +345,8 @@ impl<C: Catalog> Journal<C> {
 
     /// Appends `records` and, under the same lock, the one `last` makes (it sees the order
     /// records are written in, e.g. to number versions); returns once all are durable and in
-    /// the catalog, with where they went.
-    pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Record, StoreError>>) -> Result<Vec<Loc>, StoreError> {
+    /// the catalog.
+    pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Record, StoreError>>) -> Result<(), StoreError> {
         let mut framed: Vec<Framed> = records.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)).collect();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, e)) = &st.failed {
@@ -304,7 +356,6 @@ impl<C: Catalog> Journal<C> {
             let r = last()?;
             framed.push((r.kind, r.key, frame(&r), r.decoded));
         }
-        let mut locs = Vec::with_capacity(framed.len());
         for (kind, key, bytes, decoded) in framed {
             let len = bytes.len() as u64;
             if st.end > 0 && st.end + len > PACK_LIMIT {
@@ -313,7 +364,6 @@ impl<C: Catalog> Journal<C> {
             }
             let loc = Loc { pack: st.pack, offset: st.end, len: (bytes.len() - HEADER) as u32 };
             st.end += len;
-            locs.push(loc);
             st.batch.push(Pending { loc, kind, key, decoded, bytes });
         }
         st.issued += 1;
@@ -322,7 +372,7 @@ impl<C: Catalog> Journal<C> {
             if st.durable >= ticket {
                 return match &st.failed {
                     Some((first, e)) if *first <= ticket => Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(e.clone()) }),
-                    _ => Ok(locs),
+                    _ => Ok(()),
                 };
             }
             if st.leading {
@@ -386,11 +436,11 @@ impl<C: Catalog> Journal<C> {
 
     /// Looks a key up in the catalog and pins the pack it is in, so compaction cannot take the
     /// file away before it is read.
-    pub fn locate<T>(&self, find: impl FnOnce(&C) -> Option<(Loc, T)>) -> Option<(Loc, T, Arc<File>)> {
+    pub fn locate(&self, find: impl FnOnce(&C) -> Option<Loc>) -> Option<(Loc, Arc<File>)> {
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let (loc, extra) = find(&catalog)?;
+        let loc = find(&catalog)?;
         let file = Arc::clone(self.files.read().unwrap_or_else(|p| p.into_inner()).get(&loc.pack)?);
-        Some((loc, extra, file))
+        Some((loc, file))
     }
 
     /// Reads the payload at `loc` from `file`; `check` also verifies the record's checksum

@@ -285,3 +285,37 @@ fn an_edited_small_file_is_stored_as_a_delta_and_keeps_its_base_through_gc() {
     assert_eq!(store.get("src/file.txt").unwrap(), v2);
     assert!(matches!(store.get("src/file.txt@1"), Err(symphony_artifacts::ArtifactError::NoVersion { .. })));
 }
+
+#[test]
+fn a_damaged_record_in_a_sealed_pack_is_still_found_and_named_on_open() {
+    use symphony_artifacts::{ArtifactStore, Meta};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    let x = store.put("x", &noise(50_000, 1), Meta::default()).unwrap();
+    store.put("y", &noise(50_000, 2), Meta::default()).unwrap();
+    // Nothing is dead, so each collection only seals the current pack: packs 1, 2 and 3, and
+    // pack 1 is opened by its headers, not read whole.
+    store.gc().unwrap();
+    store.put("z", b"in pack two", Meta::default()).unwrap();
+    store.gc().unwrap();
+    store.put("w", b"in pack three", Meta::default()).unwrap();
+    drop(store);
+    for p in ["packs/00000001.pack", "packs/00000002.pack", "packs/00000003.pack"] {
+        assert!(dir.path().join(p).exists(), "{p}");
+    }
+    // Reopened untouched: every version reads.
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert_eq!(store.get("y").unwrap(), noise(50_000, 2));
+    drop(store);
+
+    // x's recipe (not the last record of pack 1) damaged: the open notices and names it.
+    let pack = dir.path().join("packs/00000001.pack");
+    let mut data = std::fs::read(&pack).unwrap();
+    let (offset, _, _, len) = records(&data).into_iter().find(|r| r.1 == 2 && blake3::Hash::from_bytes(r.2).to_hex().as_str() == x.blob.0).unwrap();
+    data[offset + 57 + len - 1] ^= 0x01;
+    std::fs::write(&pack, &data).unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert!(matches!(store.get("x"), Err(symphony_artifacts::ArtifactError::Store(StoreError::Corrupt { what: "recipe of blob", .. }))), "{:?}", store.get("x").map(|b| b.len()));
+    assert_eq!(store.get("y").unwrap(), noise(50_000, 2));
+    assert_eq!(store.get("w").unwrap(), b"in pack three");
+}
