@@ -224,10 +224,12 @@ impl ArtifactStore {
             rebuild(&blobs, &search)?;
         } else {
             let from = search.position();
+            // Short of names (a crash before a commit): everything is indexed again.
+            let short = search.len() < names;
             let catalog = blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
             for (name, history) in &catalog.names {
                 let at = history.last().and_then(|v| catalog.version_locs.get(&version_key(name, v.version))).map_or(u64::MAX, |l| l.position());
-                if at > from || search.len() < names {
+                if at > from || short {
                     let _ = feed.send((catalog.last_version_at, name.clone()));
                 }
             }

@@ -242,13 +242,23 @@ impl StaleManager {
             let moving: Vec<&policy::Move> = plan.moves.iter().filter(|m| m.to == to).collect();
             let mut group: Vec<(String, Vec<u8>)> = Vec::new();
             let mut group_bytes = 0;
+            // Blobs of one warm pack tend to move together: the pack is read once for them.
+            let mut open_pack: Option<(String, Vec<u8>)> = None;
             for m in &moving {
                 let id = BlobId(m.blob.clone());
                 // Through the tier it is in now (a warm blob is read from its pack; a hot one
                 // from the store) without bringing it back hot.
                 let bytes = match self.store.blobs().tier(&id).map_err(ArtifactError::from)? {
                     Tier::Hot => self.store.blobs().get(&id).map_err(ArtifactError::from)?,
-                    Tier::Warm { pack } => tiers::read_pack(&pack, &self.warm.read(&pack)?, &id.0)?,
+                    Tier::Warm { pack } => {
+                        let (name, bytes) = match open_pack.take() {
+                            Some((name, bytes)) if name == pack => (name, bytes),
+                            _ => (pack.clone(), self.warm.read(&pack)?),
+                        };
+                        let blob = tiers::read_pack(&name, &bytes, &id.0);
+                        open_pack = Some((name, bytes));
+                        blob?
+                    }
                     Tier::Cold { .. } => continue,
                 };
                 group_bytes += bytes.len() as u64;
