@@ -383,7 +383,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         let _ = run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "dask"]));
     }
     // The artifact benchmark compares storage with restic and borg (git is already here).
-    if args.is_empty() || args.iter().any(|a| a == "ingest" || a == "artifacts") {
+    if args.is_empty() || args.iter().any(|a| a == "dedup" || a == "artifacts") {
         let missing = |tool: &str| !Command::new(tool).arg(if tool == "restic" { "version" } else { "--version" }).output().is_ok_and(|o| o.status.success());
         if missing("restic") || missing("borg") {
             let _ = apt_install(&["restic", "borgbackup"], "the dedup comparison uses them");

@@ -276,13 +276,15 @@ impl BlobStore {
                     pending_bytes = 0;
                 }
             }
-            id = Some(match whole {
-                Some(h) => h.join().unwrap_or_else(|_| blake3::hash(bytes)),
-                None => blake3::hash(bytes),
-            });
+            id = whole.map(|h| h.join().unwrap_or_else(|_| blake3::hash(bytes)));
             Ok(())
         })?;
-        let id = id.unwrap_or_else(|| blake3::hash(bytes));
+        // A blob of one chunk is that chunk: its hash is already known.
+        let id = match (id, recipe.chunks.as_slice()) {
+            (Some(id), _) => id,
+            (None, [only]) => blake3::Hash::from_bytes(*only),
+            (None, _) => blake3::hash(bytes),
+        };
         let chunks = recipe.chunks.len();
         if !self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).recipes.contains_key(id.as_bytes()) {
             let payload = postcard::to_allocvec(&recipe).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;

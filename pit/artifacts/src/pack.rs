@@ -9,6 +9,8 @@
 //! payload. A crash mid-write leaves a torn tail: the open scan finds it, keeps its bytes in
 //! `packs/<n>.torn-<offset>` and cuts it off, so writes go on after the last whole record. A
 //! damaged record in the middle is skipped (the scan finds the next whole record) and reported.
+//! While a store is open, the pack being appended to goes on in zeros written ahead (no record
+//! starts with a zero byte); a closed store cuts them off, and the open scan ignores them.
 
 use crate::blobs::StoreError;
 use std::collections::BTreeMap;
@@ -22,6 +24,12 @@ pub(crate) const HEADER: usize = 4 + 1 + 32 + 4 + 16;
 /// A pack is sealed when it reaches this size: compaction rewrites a pack at a time, so packs
 /// stay small enough to rewrite quickly.
 const PACK_LIMIT: u64 = 64 << 20;
+/// How far past its last record the current pack is filled with zeros ahead of time: a
+/// write into bytes the file already has needs no inode update, so its `fdatasync` is one
+/// device write instead of two (~140 µs instead of ~200–260 here). Larger writes than
+/// `PREFILL_UP_TO` just extend the file (filling first would write their bytes twice).
+const PREFILL: u64 = 4 << 20;
+const PREFILL_UP_TO: u64 = 1 << 20;
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,9 +130,34 @@ struct WriteState {
     issued: u64,
     durable: u64,
     leading: bool,
+    /// How many batches have been led; the one being written (while `leading`) is this one.
+    generation: u64,
+    /// The last ticket of the batch being written.
+    in_flight: u64,
     /// A failed batch poisons the journal from its first ticket on (what is on disk after a
     /// failed write is unknown until the next open scans it).
     failed: Option<(u64, String)>,
+}
+
+/// The pack being appended to: where its records end, and how long the file is (the bytes
+/// between are zeros written ahead).
+struct Tail {
+    pack: u32,
+    data_end: u64,
+    file_len: u64,
+}
+
+impl Tail {
+    /// Cuts the zeros written ahead off a pack nothing more is appended to. Best effort: a
+    /// pack that keeps them (a crash came first) reads the same.
+    fn cut_zeros(&self, files: &BTreeMap<u32, Arc<File>>) {
+        if self.file_len > self.data_end
+            && let Some(file) = files.get(&self.pack)
+            && let Err(e) = file.set_len(self.data_end)
+        {
+            tracing::debug!(pack = self.pack, "could not cut the zeros after the last record: {e}");
+        }
+    }
 }
 
 /// The journal over `dir`, with its catalog.
@@ -133,7 +166,12 @@ pub(crate) struct Journal<C> {
     files: RwLock<BTreeMap<u32, Arc<File>>>,
     pub catalog: RwLock<C>,
     state: Mutex<WriteState>,
-    synced: Condvar,
+    /// Waiters by generation parity: those whose records are being written wait on the
+    /// generation's, those queued for the next batch on the other. A leader that finishes
+    /// wakes all of the first and one of the second (to lead), not everyone.
+    synced: [Condvar; 2],
+    /// Only the leader writes, so this lock is never contended.
+    tail: Mutex<Tail>,
     /// What the open scan found damaged (torn tails kept aside, skipped records).
     pub damage: Vec<Damage>,
     /// Records found failing their checksum on open, by key: a read of one names it.
@@ -204,7 +242,14 @@ pub(crate) struct Found<'a> {
 pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Found<'_>), damage: &mut Vec<Damage>) -> u64 {
     let mut at = 0usize;
     let mut good_end = 0u64;
+    // Past this only zeros (written ahead): a record reaching it is the last one, and is a
+    // torn write if it fails its check. (A last record may itself end in zeros.)
+    let data_len = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
     while at < bytes.len() {
+        if bytes[at] == 0 && bytes[at..].iter().all(|&b| b == 0) {
+            // Zeros written ahead of the records (no record starts with a zero byte).
+            break;
+        }
         let whole_at = |at: usize| -> Option<(Header, bool)> {
             let h = parse_header(&bytes[at..])?;
             let end = at.checked_add(HEADER)?.checked_add(h.len as usize)?;
@@ -213,7 +258,7 @@ pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Fo
             Some((h, whole))
         };
         match whole_at(at) {
-            Some((h, whole)) if whole || at + HEADER + h.len as usize != bytes.len() => {
+            Some((h, whole)) if whole || at + HEADER + (h.len as usize) < data_len => {
                 let loc = Loc { pack, offset: at as u64, len: h.len };
                 let payload = &bytes[at + HEADER..at + HEADER + h.len as usize];
                 if !whole {
@@ -276,6 +321,14 @@ fn scan_sealed<C: Catalog>(pack: u32, file: &File) -> std::io::Result<Option<Vec
     Ok(Some(out))
 }
 
+impl<C> Drop for Journal<C> {
+    /// A closed store keeps no zeros written ahead.
+    fn drop(&mut self) {
+        let tail = self.tail.get_mut().unwrap_or_else(|p| p.into_inner());
+        tail.cut_zeros(self.files.get_mut().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
 impl<C: Catalog> Journal<C> {
     /// Opens the journal in `dir` (creating it), replaying every pack into `catalog`.
     pub fn open(dir: &Path, mut catalog: C) -> Result<Self, StoreError> {
@@ -289,7 +342,7 @@ impl<C: Catalog> Journal<C> {
         let mut files = BTreeMap::new();
         let mut damage = Vec::new();
         let mut damaged = std::collections::HashMap::new();
-        let mut end = 0;
+        let (mut end, mut last_len) = (0, 0);
         for (i, &id) in ids.iter().enumerate() {
             let path = dir.join(pack_name(id));
             let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io(&path))?;
@@ -323,20 +376,28 @@ impl<C: Catalog> Journal<C> {
             }
             if last {
                 end = good_end;
-                if good_end < bytes.len() as u64 {
+                last_len = bytes.len() as u64;
+                let zeros = bytes[good_end as usize..].iter().all(|&b| b == 0);
+                if !zeros {
                     // A torn tail: kept aside, then cut off so appends follow the last whole record.
                     let aside = dir.join(format!("{id:08}.torn-{good_end}"));
                     std::fs::write(&aside, &bytes[good_end as usize..]).map_err(io(&aside))?;
                     file.set_len(good_end).map_err(io(&path))?;
                     file.sync_all().map_err(io(&path))?;
+                    last_len = good_end;
                     tracing::warn!(pack = %path.display(), offset = good_end, "a torn tail was cut off and kept in {}", aside.display());
                 }
             }
             files.insert(id, Arc::new(file));
         }
         let pack = ids.last().copied().unwrap_or(1);
-        let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, failed: None };
-        Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state), synced: Condvar::new(), damage, damaged })
+        let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, generation: 0, in_flight: 0, failed: None };
+        Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state),
+            synced: [Condvar::new(), Condvar::new()],
+            tail: Mutex::new(Tail { pack, data_end: end, file_len: last_len }),
+            damage,
+            damaged,
+        })
     }
 
     pub fn pack_path(&self, pack: u32) -> PathBuf {
@@ -376,15 +437,19 @@ impl<C: Catalog> Journal<C> {
                 };
             }
             if st.leading {
-                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                let waiting_for = if ticket <= st.in_flight { st.generation } else { st.generation + 1 };
+                st = self.synced[(waiting_for % 2) as usize].wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
             // Lead: write everything waiting, sync once, publish, wake the others.
             st.leading = true;
+            st.generation += 1;
+            st.in_flight = st.issued;
+            let generation = st.generation;
             let mut batch = std::mem::take(&mut st.batch);
-            let (first, upto) = (st.durable + 1, st.issued);
+            let (first, upto, current) = (st.durable + 1, st.issued, st.pack);
             drop(st);
-            let written = self.write_batch(&batch);
+            let written = self.write_batch(&batch, current);
             if written.is_ok() {
                 let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
                 for p in &mut batch {
@@ -398,11 +463,15 @@ impl<C: Catalog> Journal<C> {
             if let Err(e) = written {
                 st.failed = Some((first, e.to_string()));
             }
-            self.synced.notify_all();
+            self.synced[(generation % 2) as usize].notify_all();
+            if !st.batch.is_empty() {
+                self.synced[((generation + 1) % 2) as usize].notify_one();
+            }
         }
     }
 
-    fn write_batch(&self, batch: &[Pending]) -> Result<(), StoreError> {
+    fn write_batch(&self, batch: &[Pending], current: u32) -> Result<(), StoreError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let mut i = 0;
         while i < batch.len() {
             let pack = batch[i].loc.pack;
@@ -412,14 +481,34 @@ impl<C: Catalog> Journal<C> {
                 bytes.extend_from_slice(&batch[i].bytes);
                 i += 1;
             }
+            if pack != tail.pack {
+                tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
+                *tail = Tail { pack, data_end: 0, file_len: 0 };
+            }
             let path = self.pack_path(pack);
             let (file, created) = self.file_for_writing(pack)?;
+            let end = offset + bytes.len() as u64;
+            if end > tail.file_len {
+                if bytes.len() as u64 <= PREFILL_UP_TO {
+                    let target = (end + PREFILL).min(PACK_LIMIT).max(end);
+                    file.write_all_at(&vec![0u8; (target - end) as usize], end).map_err(io(&path))?;
+                    tail.file_len = target;
+                } else {
+                    tail.file_len = end;
+                }
+            }
             file.write_all_at(&bytes, offset).map_err(io(&path))?;
             file.sync_data().map_err(io(&path))?;
+            tail.data_end = tail.data_end.max(end);
             if created {
                 // The new file's name must be durable too.
                 File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
             }
+        }
+        if tail.pack != current {
+            // Sealed (nothing more goes to it): its zeros go.
+            tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
+            *tail = Tail { pack: current, data_end: 0, file_len: 0 };
         }
         Ok(())
     }
@@ -467,20 +556,25 @@ impl<C: Catalog> Journal<C> {
 
     /// Bytes on disk in packs.
     pub fn disk_bytes(&self) -> u64 {
-        self.packs().into_iter().map(|p| std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len())).sum()
+        let (pack, data_end) = {
+            let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            (tail.pack, tail.data_end)
+        };
+        self.packs().into_iter().map(|p| if p == pack { data_end } else { std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len()) }).sum()
     }
 
     /// Closes the current pack: later appends go to a new one, so every existing pack can be
     /// rewritten. Waits for a batch being written.
-    pub fn seal(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while st.leading || !st.batch.is_empty() {
-            st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+    pub fn seal(&self) -> Result<(), StoreError> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.end > 0 {
+                st.pack += 1;
+                st.end = 0;
+            }
         }
-        if st.end > 0 {
-            st.pack += 1;
-            st.end = 0;
-        }
+        // An empty append returns once every batch before it is durable.
+        self.append(Vec::new(), None)
     }
 
     /// Rewrites every sealed pack that holds a record `live` says is no longer needed: the live
@@ -488,7 +582,7 @@ impl<C: Catalog> Journal<C> {
     /// the bytes of packs looked at and in all; `dropped` hears of
     /// each record left behind and its size. The caller keeps other writers out.
     pub fn compact(&self, live: &Liveness<'_, C>, progress: &mut dyn FnMut(u64, u64), mut dropped: impl FnMut(Kind, u64)) -> Result<(), StoreError> {
-        self.seal();
+        self.seal()?;
         let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).pack;
         let sealed: Vec<u32> = self.packs().into_iter().filter(|&p| p < current).collect();
         let size = |p: u32| std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len());

@@ -54,12 +54,13 @@ fn near_identical_versions_share_most_chunks() {
 }
 
 /// The records of a pack: (offset, kind, key, payload length). The layout is the documented
-/// one: magic, kind, key, length, check, payload.
+/// one: magic, kind, key, length, check, payload; while the store is open, the pack being
+/// appended to may go on in zeros.
 fn records(pack: &[u8]) -> Vec<(usize, u8, [u8; 32], usize)> {
     const HEADER: usize = 57;
     let mut out = Vec::new();
     let mut at = 0;
-    while at + HEADER <= pack.len() {
+    while at + HEADER <= pack.len() && pack[at] != 0 {
         assert_eq!(&pack[at..at + 4], b"SyR1", "a record at {at}");
         let len = u32::from_le_bytes(pack[at + 37..at + 41].try_into().unwrap()) as usize;
         out.push((at, pack[at + 4], pack[at + 5..at + 37].try_into().unwrap(), len));
@@ -203,6 +204,46 @@ fn named_versions_chain_to_their_parents_and_one_writer_holds_the_store() {
     }
     drop(store);
     assert!(ArtifactStore::open(dir.path(), 3).is_ok(), "the lock outlived its store");
+}
+
+/// The pack being appended to goes on in zeros written ahead of its records (so a sync does
+/// not also write the inode). After a crash those zeros are not damage, and a record torn
+/// inside them (its length written, its payload not) is a torn tail, not a damaged record.
+#[test]
+fn a_write_torn_inside_the_zeros_written_ahead_is_a_torn_tail() {
+    use symphony_artifacts::{ArtifactStore, Meta};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    store.put("notes/a.md", b"# one\n", Meta::default()).unwrap();
+    store.put("notes/a.md", b"# two\n", Meta::default()).unwrap();
+    let pack = dir.path().join("packs/00000001.pack");
+    assert!(std::fs::metadata(&pack).unwrap().len() > 1 << 20, "zeros are written ahead while the store is open");
+    drop(store);
+    let whole = std::fs::read(&pack).unwrap();
+    assert_ne!(whole.last(), Some(&0), "a closed store keeps no zeros");
+
+    // A crash with nothing torn: the zeros are simply where the next record goes.
+    let mut padded = whole.clone();
+    padded.resize(whole.len() + (1 << 20), 0);
+    std::fs::write(&pack, &padded).unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert!(store.blobs().verify().unwrap().is_empty());
+    assert_eq!(store.put("notes/a.md", b"# three\n", Meta::default()).unwrap().version, 3);
+    drop(store);
+    let three = std::fs::read(&pack).unwrap();
+    assert_eq!(&three[..whole.len()], whole.as_slice(), "appended after the last record");
+
+    // The last record (version 3) torn: its second half never reached the disk.
+    let (last, _, _, len) = *records(&three).last().unwrap();
+    let mut torn = three[..last + 57 + len / 2].to_vec();
+    torn.resize(three.len() + (1 << 20), 0);
+    std::fs::write(&pack, &torn).unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    assert_eq!(store.log("notes/a.md").unwrap().len(), 2, "the torn version is gone");
+    assert!(store.blobs().verify().unwrap().is_empty(), "and is not reported as damage");
+    assert!(dir.path().join(format!("packs/00000001.torn-{last}")).exists(), "it was kept aside");
+    assert_eq!(store.put("notes/a.md", b"# three again\n", Meta::default()).unwrap().version, 3);
+    assert_eq!(store.get("notes/a.md").unwrap(), b"# three again\n");
 }
 
 #[test]
