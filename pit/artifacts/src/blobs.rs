@@ -28,6 +28,9 @@ const ZSTD: u8 = 1;
 const DELTA: u8 = 2;
 /// A delta's base may itself be a delta this deep at most (reads decode the chain).
 const MAX_DEPTH: u8 = 8;
+/// The zstd level chunks are recompressed at when compaction rewrites them (at least the
+/// store's own): ~9 % smaller than level 3 on source code, still ~100 MB/s.
+const REST_LEVEL: i32 = 9;
 
 /// The BLAKE3 of a blob's content, hex.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -148,6 +151,16 @@ fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
             out
         }
     }
+}
+
+/// A zstd chunk's payload compressed again at `level`, if that is smaller (raw chunks did
+/// not shrink before; deltas stay as they are).
+fn recompress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
+    if payload.first() != Some(&ZSTD) {
+        return None;
+    }
+    let data = decode_chunk(payload, &|_| Err("a zstd chunk has no base".to_owned())).ok()?;
+    Some(encode_chunk(&data, level)).filter(|again| again.len() < payload.len())
 }
 
 /// `encode_chunk`, or a delta against `base` (its hash, bytes and depth) when that is smaller.
@@ -363,7 +376,14 @@ impl BlobStore {
         if tier != Tier::Hot {
             return self.restore(id, &tier);
         }
-        let recipe = self.recipe(&key).ok_or_else(|| self.missing(id, &key))?;
+        let Some(recipe) = self.recipe(&key) else {
+            // A blob of one chunk is that chunk (same bytes, so the same hash): it reads
+            // without its recipe (lost, say, with a damaged group).
+            if self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).chunks.contains_key(&key) {
+                return self.chunk(&key);
+            }
+            return Err(self.missing(id, &key));
+        };
         let mut out = Vec::with_capacity(usize::try_from(recipe.len).unwrap_or(0));
         for hash in &recipe.chunks {
             let data = self.chunk(hash)?;
@@ -506,9 +526,19 @@ impl BlobStore {
             Kind::Version => c.version_locs.get(key) == Some(&loc),
             Kind::Tombstone => true,
             Kind::Placement => c.tiers.get(key).is_some_and(|(l, _)| *l == loc),
+            // Compaction asks about a group's members, never the group.
+            Kind::Group => false,
+        };
+        // At rest, chunks are compressed harder and version records grouped as plain JSON
+        // (a group compresses them together far better than each alone).
+        let level = self.level.max(REST_LEVEL);
+        let at_rest = |kind: Kind, payload: &[u8]| match kind {
+            Kind::Chunk => recompress(payload, level),
+            Kind::Version => crate::catalog::plain_version(payload),
+            _ => None,
         };
         let before = self.journal.packs();
-        self.journal.compact(&live, progress, |kind, bytes| {
+        self.journal.compact(&live, &at_rest, progress, |kind, bytes| {
             match kind {
                 Kind::Chunk => report.chunks_removed += 1,
                 Kind::Recipe => report.blobs_removed += 1,
@@ -551,6 +581,7 @@ impl BlobStore {
                 pack,
                 &bytes,
                 &path,
+                false,
                 |f| {
                     progress(before + f.loc.offset, total);
                     if f.kind == Kind::Chunk && f.whole {
@@ -559,6 +590,10 @@ impl BlobStore {
                             Ok(_) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("its bytes do not match its BLAKE3 (at byte {} of the pack)", f.loc.offset) }),
                             Err(r) => problems.push(StoreError::Corrupt { what: "chunk", hash: hex(&f.key), path: path.clone(), reason: format!("{r} (at byte {} of the pack)", f.loc.offset) }),
                         }
+                    } else if f.kind == Kind::Group && f.whole {
+                        if let Err(r) = crate::pack::members(&f.key, f.payload) {
+                            problems.push(StoreError::Corrupt { what: "group of records", hash: hex(&f.key), path: path.clone(), reason: format!("{r} (at byte {} of the pack)", f.loc.offset) });
+                        }
                     } else if !f.whole {
                         let what = match f.kind {
                             Kind::Chunk => "chunk",
@@ -566,6 +601,7 @@ impl BlobStore {
                             Kind::Version => "version record",
                             Kind::Tombstone => "tombstone",
                             Kind::Placement => "placement of blob",
+                            Kind::Group => "group of records",
                         };
                         problems.push(StoreError::Corrupt { what, hash: hex(&f.key), path: path.clone(), reason: format!("the record fails its checksum (at byte {} of the pack)", f.loc.offset) });
                     }

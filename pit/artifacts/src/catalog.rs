@@ -38,6 +38,8 @@ const VERSION_ZSTD: u8 = 1;
 thread_local! {
     /// A compression context is ~1 MB: one per thread, not one per put.
     static VERSION_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    /// Loading the dictionary costs more than decompressing one record: once per thread.
+    static VERSION_DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// A version's record payload.
@@ -59,11 +61,26 @@ pub(crate) fn encode_version(v: &Version) -> Result<Vec<u8>, String> {
 /// A version from its record payload (compressed, or plain JSON from before).
 pub(crate) fn decode_version(payload: &[u8]) -> Result<Version, String> {
     match payload.split_first() {
-        Some((&VERSION_ZSTD, data)) => {
-            let json = zstd::bulk::Decompressor::with_dictionary(VERSION_DICTIONARY).and_then(|mut d| d.decompress(data, 1 << 20)).map_err(|e| e.to_string())?;
+        Some((&VERSION_ZSTD, _)) => {
+            let json = plain_version(payload).ok_or_else(|| "a compressed version record does not decompress".to_owned())?;
             serde_json::from_slice(&json).map_err(|e| e.to_string())
         }
         _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+    }
+}
+
+/// A compressed version record's payload as plain JSON (`None`: it is JSON already, or does
+/// not decompress — then it stays as it is).
+pub(crate) fn plain_version(payload: &[u8]) -> Option<Vec<u8>> {
+    match payload.split_first() {
+        Some((&VERSION_ZSTD, data)) => VERSION_DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = zstd::bulk::Decompressor::with_dictionary(VERSION_DICTIONARY).ok();
+            }
+            d.as_mut().and_then(|d| d.decompress(data, 1 << 20).ok())
+        }),
+        _ => None,
     }
 }
 
@@ -173,6 +190,8 @@ impl Catalog for StoreCatalog {
                 }
                 Err(e) => tracing::warn!(?loc, "a placement does not decode: {e}"),
             },
+            // The journal applies a group's members one by one.
+            Kind::Group => tracing::warn!(?loc, "a group of records was applied whole"),
         }
     }
 
@@ -189,7 +208,7 @@ impl Catalog for StoreCatalog {
                 }
             }
             // Versions and tombstones are only dropped once superseded; placements likewise.
-            Kind::Version | Kind::Tombstone | Kind::Placement => {}
+            Kind::Version | Kind::Tombstone | Kind::Placement | Kind::Group => {}
         }
     }
 }

@@ -11,6 +11,7 @@
 //! damaged record in the middle is skipped (the scan finds the next whole record) and reported.
 //! While a store is open, the pack being appended to goes on in zeros written ahead (no record
 //! starts with a zero byte); a closed store cuts them off, and the open scan ignores them.
+//! Compaction gathers the records read only on open (all but chunks) into group records.
 
 use crate::blobs::StoreError;
 use std::collections::BTreeMap;
@@ -24,12 +25,14 @@ pub(crate) const HEADER: usize = 4 + 1 + 32 + 4 + 16;
 /// A pack is sealed when it reaches this size: compaction rewrites a pack at a time, so packs
 /// stay small enough to rewrite quickly.
 const PACK_LIMIT: u64 = 64 << 20;
-/// How far past its last record the current pack is filled with zeros ahead of time: a
-/// write into bytes the file already has needs no inode update, so its `fdatasync` is one
-/// device write instead of two (~140 µs instead of ~200–260 here). Larger writes than
-/// `PREFILL_UP_TO` just extend the file (filling first would write their bytes twice).
-const PREFILL: u64 = 4 << 20;
-const PREFILL_UP_TO: u64 = 1 << 20;
+/// The current pack is filled with zeros past its last record ahead of time: a write into
+/// bytes the file already has needs no inode update, so its `fdatasync` is one device write
+/// instead of two (~140 µs instead of ~200–260 here). A fill is `FIRST_FILL`, doubling up to
+/// `PREFILL` while small writes keep needing more. Writes larger than `PREFILL_UP_TO` just
+/// extend the file (filling first would write their bytes twice).
+const PREFILL: u64 = 1 << 20;
+const PREFILL_UP_TO: u64 = 256 << 10;
+const FIRST_FILL: u64 = 64 << 10;
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +47,10 @@ pub(crate) enum Kind {
     Tombstone = 4,
     /// Where a blob's bytes live (hot, warm, cold), keyed by the blob's BLAKE3.
     Placement = 5,
+    /// Records of the kinds above but chunks, gathered by compaction into one zstd frame
+    /// (they are only read on open, and compress far better together than one by one);
+    /// keyed by the BLAKE3 of the members' bytes. See `group`.
+    Group = 6,
 }
 
 impl Kind {
@@ -54,6 +61,7 @@ impl Kind {
             3 => Self::Version,
             4 => Self::Tombstone,
             5 => Self::Placement,
+            6 => Self::Group,
             _ => return None,
         })
     }
@@ -101,6 +109,9 @@ pub(crate) trait Catalog: Send + Sync {
     fn forget(&mut self, kind: Kind, key: &[u8; 32], loc: Loc);
 }
 
+/// The form a record being rewritten is better kept in, if any (see `Journal::compact`).
+pub(crate) type AtRest<'a> = dyn Fn(Kind, &[u8]) -> Option<Vec<u8>> + Sync + 'a;
+
 /// Whether a record (in the catalog's view) is still needed.
 pub(crate) type Liveness<'a, C> = dyn Fn(&C, Kind, &[u8; 32], Loc) -> bool + 'a;
 
@@ -145,6 +156,8 @@ struct Tail {
     pack: u32,
     data_end: u64,
     file_len: u64,
+    /// How many zeros the next fill writes.
+    fill: u64,
 }
 
 impl Tail {
@@ -204,6 +217,100 @@ fn frame(r: &Record) -> Vec<u8> {
     out
 }
 
+/// Marks a group payload: `1 | raw length u32 LE | zstd frame` of the members, each
+/// `kind u8 | key [32] | len u32 LE | payload`.
+const GROUP_ZSTD: u8 = 1;
+/// A group holds members up to about this many bytes (one at least).
+const GROUP_BYTES: usize = 1 << 20;
+/// Groups are written once, read on every open: compress them well.
+const GROUP_LEVEL: i32 = 9;
+/// Compaction rewrites a pack once it holds this many records that could be grouped.
+const GROUP_AT_LEAST: usize = 64;
+
+/// Whether compaction gathers records of this kind into groups.
+fn groupable(kind: Kind) -> bool {
+    !matches!(kind, Kind::Chunk | Kind::Group)
+}
+
+/// `records` (none of them chunks) gathered into group records. Versions are sorted by their
+/// payload (JSON starting with the name), so a name's versions sit together and compress
+/// against each other; other kinds keep their order (a later placement of a blob overrides
+/// an earlier one).
+fn group(mut records: Vec<Record>) -> Result<Vec<Record>, String> {
+    records.sort_by(|a, b| (a.kind as u8).cmp(&(b.kind as u8)).then_with(|| if a.kind == Kind::Version { a.payload.cmp(&b.payload) } else { std::cmp::Ordering::Equal }));
+    let mut raws = vec![Vec::new()];
+    for r in records {
+        let raw = raws.last_mut().ok_or("no group")?;
+        raw.push(r.kind as u8);
+        raw.extend_from_slice(&r.key);
+        raw.extend_from_slice(&u32::try_from(r.payload.len()).map_err(|e| e.to_string())?.to_le_bytes());
+        raw.extend_from_slice(&r.payload);
+        if raw.len() >= GROUP_BYTES {
+            raws.push(Vec::new());
+        }
+    }
+    raws.retain(|r| !r.is_empty());
+    // Compressing is the work: the groups are compressed on all cores.
+    let seal = |raw: &Vec<u8>| -> Result<Record, String> {
+        let z = zstd::bulk::compress(raw, GROUP_LEVEL).map_err(|e| e.to_string())?;
+        let mut payload = Vec::with_capacity(z.len() + 5);
+        payload.push(GROUP_ZSTD);
+        payload.extend_from_slice(&u32::try_from(raw.len()).map_err(|e| e.to_string())?.to_le_bytes());
+        payload.extend_from_slice(&z);
+        Ok(Record { kind: Kind::Group, key: *blake3::hash(raw).as_bytes(), payload, decoded: None })
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = raws.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = raws.chunks(per).map(|part| s.spawn(move || part.iter().map(seal).collect::<Result<Vec<_>, _>>())).collect();
+        parts.into_iter().map(|h| h.join().map_err(|_| "a compressing thread panicked".to_owned())?).collect::<Result<Vec<Vec<Record>>, String>>()
+    })
+    .map(|parts| parts.into_iter().flatten().collect())
+}
+
+/// A record inside a group: kind, key, payload.
+pub(crate) type Member = (Kind, [u8; 32], Vec<u8>);
+
+/// The members of a group record's payload, checked against the group's key.
+pub(crate) fn members(key: &[u8; 32], payload: &[u8]) -> Result<Vec<Member>, String> {
+    let (Some(&GROUP_ZSTD), Some(len)) = (payload.first(), payload.get(1..5)) else { return Err("not a group payload".to_owned()) };
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| "short group header".to_owned())?) as usize;
+    if len > PACK_LIMIT as usize * 4 {
+        return Err(format!("claims {len} bytes of members"));
+    }
+    let raw = zstd::bulk::decompress(&payload[5..], len).map_err(|e| format!("does not decompress: {e}"))?;
+    if blake3::hash(&raw).as_bytes() != key {
+        return Err("its members do not match its BLAKE3".to_owned());
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < raw.len() {
+        let head = raw.get(at..at + 37).ok_or("a member is cut short")?;
+        let kind = Kind::from_byte(head[0]).filter(|&k| groupable(k)).ok_or_else(|| format!("a member of kind {}", head[0]))?;
+        let key: [u8; 32] = head[1..33].try_into().map_err(|_| "a member is cut short".to_owned())?;
+        let len = u32::from_le_bytes(head[33..37].try_into().map_err(|_| "a member is cut short".to_owned())?) as usize;
+        let body = raw.get(at + 37..at + 37 + len).ok_or("a member is cut short")?;
+        out.push((kind, key, body.to_vec()));
+        at += 37 + len;
+    }
+    Ok(out)
+}
+
+/// Applies a record to the catalog, each member of a group in turn (at the group's place).
+fn apply_to<C: Catalog>(catalog: &mut C, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc, decoded: Option<Decoded>) {
+    if kind != Kind::Group {
+        return catalog.apply(kind, key, payload, loc, decoded);
+    }
+    match members(&key, payload.unwrap_or_default()) {
+        Ok(members) => {
+            for (kind, key, payload) in members {
+                catalog.apply(kind, key, Some(&payload), loc, None);
+            }
+        }
+        Err(e) => tracing::warn!(?loc, "a group of records does not read: {e}"),
+    }
+}
+
 /// A parsed header.
 struct Header {
     kind: Kind,
@@ -238,8 +345,10 @@ pub(crate) struct Found<'a> {
 }
 
 /// Walks the records of a pack held in memory. A header that does not parse starts a damaged
-/// region that ends at the next whole record (or at the end: a torn tail).
-pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Found<'_>), damage: &mut Vec<Damage>) -> u64 {
+/// region that ends at the next whole record (or at the end: a torn tail). With `may_tear`
+/// (the last pack, on open) a last record that fails its check is a torn write too; anywhere
+/// else it is a damaged record.
+pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, may_tear: bool, mut each: impl FnMut(Found<'_>), damage: &mut Vec<Damage>) -> u64 {
     let mut at = 0usize;
     let mut good_end = 0u64;
     // Past this only zeros (written ahead): a record reaching it is the last one, and is a
@@ -258,7 +367,7 @@ pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, mut each: impl FnMut(Fo
             Some((h, whole))
         };
         match whole_at(at) {
-            Some((h, whole)) if whole || at + HEADER + (h.len as usize) < data_len => {
+            Some((h, whole)) if whole || !may_tear || at + HEADER + (h.len as usize) < data_len => {
                 let loc = Loc { pack, offset: at as u64, len: h.len };
                 let payload = &bytes[at + HEADER..at + HEADER + h.len as usize];
                 if !whole {
@@ -354,14 +463,14 @@ impl<C: Catalog> Journal<C> {
             let sealed = if i + 2 < ids.len() { scan_sealed::<C>(id, &file).map_err(io(&path))? } else { None };
             if let Some(records) = sealed {
                 for (kind, key, loc, payload) in records {
-                    catalog.apply(kind, key, payload.as_deref(), loc, None);
+                    apply_to(&mut catalog, kind, key, payload.as_deref(), loc, None);
                 }
                 files.insert(id, Arc::new(file));
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut found = Vec::new();
-            let good_end = walk(id, &bytes, &path, |f| found.push((f.kind, f.key, f.loc, f.whole)), &mut damage);
+            let good_end = walk(id, &bytes, &path, last, |f| found.push((f.kind, f.key, f.loc, f.whole)), &mut damage);
             for (kind, key, loc, whole) in found {
                 // A record failing its check is located (a read reports it) unless its payload
                 // would be believed: versions, recipes and placements must be whole.
@@ -372,7 +481,7 @@ impl<C: Catalog> Journal<C> {
                     }
                 }
                 let payload = C::wants_payload(kind).then(|| &bytes[loc.offset as usize + HEADER..loc.offset as usize + HEADER + loc.len as usize]);
-                catalog.apply(kind, key, payload, loc, None);
+                apply_to(&mut catalog, kind, key, payload, loc, None);
             }
             if last {
                 end = good_end;
@@ -394,7 +503,7 @@ impl<C: Catalog> Journal<C> {
         let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, generation: 0, in_flight: 0, failed: None };
         Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state),
             synced: [Condvar::new(), Condvar::new()],
-            tail: Mutex::new(Tail { pack, data_end: end, file_len: last_len }),
+            tail: Mutex::new(Tail { pack, data_end: end, file_len: last_len, fill: FIRST_FILL }),
             damage,
             damaged,
         })
@@ -454,7 +563,7 @@ impl<C: Catalog> Journal<C> {
                 let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
                 for p in &mut batch {
                     let payload = C::wants_payload(p.kind).then(|| &p.bytes[HEADER..]);
-                    catalog.apply(p.kind, p.key, payload, p.loc, p.decoded.take());
+                    apply_to(&mut *catalog, p.kind, p.key, payload, p.loc, p.decoded.take());
                 }
             }
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -483,18 +592,22 @@ impl<C: Catalog> Journal<C> {
             }
             if pack != tail.pack {
                 tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
-                *tail = Tail { pack, data_end: 0, file_len: 0 };
+                *tail = Tail { pack, data_end: 0, file_len: 0, fill: FIRST_FILL };
             }
             let path = self.pack_path(pack);
             let (file, created) = self.file_for_writing(pack)?;
             let end = offset + bytes.len() as u64;
             if end > tail.file_len {
                 if bytes.len() as u64 <= PREFILL_UP_TO {
-                    let target = (end + PREFILL).min(PACK_LIMIT).max(end);
+                    // Fills grow (64 KiB, doubling to `PREFILL`) while small writes keep
+                    // coming: a lone one (a restore after a sweep) waits for a small fill.
+                    let target = (end + tail.fill).min(PACK_LIMIT).max(end);
+                    tail.fill = (tail.fill * 2).min(PREFILL);
                     file.write_all_at(&vec![0u8; (target - end) as usize], end).map_err(io(&path))?;
                     tail.file_len = target;
                 } else {
                     tail.file_len = end;
+                    tail.fill = FIRST_FILL;
                 }
             }
             file.write_all_at(&bytes, offset).map_err(io(&path))?;
@@ -508,7 +621,7 @@ impl<C: Catalog> Journal<C> {
         if tail.pack != current {
             // Sealed (nothing more goes to it): its zeros go.
             tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
-            *tail = Tail { pack: current, data_end: 0, file_len: 0 };
+            *tail = Tail { pack: current, data_end: 0, file_len: 0, fill: FIRST_FILL };
         }
         Ok(())
     }
@@ -577,11 +690,19 @@ impl<C: Catalog> Journal<C> {
         self.append(Vec::new(), None)
     }
 
-    /// Rewrites every sealed pack that holds a record `live` says is no longer needed: the live
-    /// records are appended again (durably), then the old pack is deleted. `progress` hears of
-    /// the bytes of packs looked at and in all; `dropped` hears of
-    /// each record left behind and its size. The caller keeps other writers out.
-    pub fn compact(&self, live: &Liveness<'_, C>, progress: &mut dyn FnMut(u64, u64), mut dropped: impl FnMut(Kind, u64)) -> Result<(), StoreError> {
+    /// Rewrites every sealed pack that holds a record `live` says is no longer needed, or
+    /// `GROUP_AT_LEAST` records not yet grouped: the live records are appended again (durably)
+    /// — chunks one by one, the rest gathered into groups, each first given the form
+    /// `at_rest` prefers (if any) — then the old pack is deleted. `progress` hears of the
+    /// bytes of packs looked at and in all; `dropped` hears of each record left behind and
+    /// its size. The caller keeps other writers out.
+    pub fn compact(
+        &self,
+        live: &Liveness<'_, C>,
+        at_rest: &AtRest<'_>,
+        progress: &mut dyn FnMut(u64, u64),
+        mut dropped: impl FnMut(Kind, u64),
+    ) -> Result<(), StoreError> {
         self.seal()?;
         let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).pack;
         let sealed: Vec<u32> = self.packs().into_iter().filter(|&p| p < current).collect();
@@ -593,26 +714,48 @@ impl<C: Catalog> Journal<C> {
             done += size(pack);
             let path = self.pack_path(pack);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let mut keep = Vec::new();
+            let (mut chunks, mut loose, mut grouped) = (Vec::new(), Vec::new(), 0);
             let mut dead = Vec::new();
-            let mut damage = Vec::new();
+            let (mut damage, mut bad_groups) = (Vec::new(), Vec::new());
             {
                 let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
                 walk(
                     pack,
                     &bytes,
                     &path,
+                    false,
                     |f| {
-                        if f.whole && live(&catalog, f.kind, &f.key, f.loc) {
-                            keep.push(Record { kind: f.kind, key: f.key, payload: f.payload.to_vec(), decoded: None });
-                        } else {
-                            dead.push((f.kind, f.key, f.loc));
+                        let size = (HEADER + f.payload.len()) as u64;
+                        let members = match (f.kind, f.whole) {
+                            (Kind::Group, true) => match members(&f.key, f.payload) {
+                                Ok(members) => members,
+                                Err(reason) => {
+                                    bad_groups.push(Damage { path: path.clone(), offset: f.loc.offset, len: size, reason: format!("a group of records that {reason}") });
+                                    return;
+                                }
+                            },
+                            (_, true) => vec![(f.kind, f.key, f.payload.to_vec())],
+                            (_, false) => {
+                                dead.push((f.kind, f.key, f.loc, size));
+                                return;
+                            }
+                        };
+                        for (kind, key, payload) in members {
+                            if !live(&catalog, kind, &key, f.loc) {
+                                dead.push((kind, key, f.loc, if f.kind == Kind::Group { payload.len() as u64 } else { size }));
+                            } else if kind == Kind::Chunk {
+                                chunks.push(Record { kind, key, payload, decoded: None });
+                            } else {
+                                grouped += usize::from(f.kind == Kind::Group);
+                                loose.push(Record { kind, key, payload, decoded: None });
+                            }
                         }
                     },
                     &mut damage,
                 );
             }
-            if dead.is_empty() && damage.is_empty() {
+            damage.extend(bad_groups);
+            if dead.is_empty() && damage.is_empty() && loose.len() - grouped < GROUP_AT_LEAST {
                 continue;
             }
             // Damaged bytes are not copied; a live record that is damaged stays reported by
@@ -621,14 +764,37 @@ impl<C: Catalog> Journal<C> {
                 tracing::warn!(pack = %path.display(), "not compacted: it has damaged records (see verify)");
                 continue;
             }
-            if !keep.is_empty() {
-                self.append(keep, None)?;
+            // Recompressing is the work here: spread it over the cores.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per = chunks.len().div_ceil(workers).max(1);
+            std::thread::scope(|s| {
+                for part in chunks.chunks_mut(per) {
+                    s.spawn(move || {
+                        for r in part {
+                            if let Some(better) = at_rest(r.kind, &r.payload) {
+                                r.payload = better;
+                            }
+                        }
+                    });
+                }
+            });
+            for r in &mut loose {
+                if let Some(better) = at_rest(r.kind, &r.payload) {
+                    r.payload = better;
+                }
+            }
+            // Groups before chunks: on open, a last record failing its check is taken for a
+            // torn write and cut off — better one chunk than a group of versions.
+            let mut records = group(loose).map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+            records.append(&mut chunks);
+            if !records.is_empty() {
+                self.append(records, None)?;
             }
             {
                 let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-                for (kind, key, loc) in &dead {
+                for (kind, key, loc, size) in &dead {
                     catalog.forget(*kind, key, *loc);
-                    dropped(*kind, (HEADER + loc.len as usize) as u64);
+                    dropped(*kind, *size);
                 }
                 self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&pack);
             }

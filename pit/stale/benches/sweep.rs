@@ -77,6 +77,9 @@ fn main() {
     for w in writers {
         w.join().unwrap();
     }
+    // Let the search index catch up with the puts first: the figure is the sweep, not the
+    // sweep sharing 2 cores with indexing 10k versions that were put a moment ago.
+    store.commit_index().unwrap();
     let config = Config::parse(POLICY, &dir.path().join("store"), "bench").unwrap();
     let stale = StaleManager::with_config(Arc::clone(&store), config).unwrap();
     let future = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 8 * 86_400;

@@ -97,24 +97,36 @@ type IndexEntry = (String, u64, u64, u64);
 /// Builds a pack of `blobs` (id, bytes) at zstd `level`.
 pub fn build_pack(blobs: &[(String, Vec<u8>)], level: i32) -> Result<Vec<u8>, StaleError> {
     let bad = |e: std::io::Error| StaleError::Pack { pack: "new".to_owned(), reason: e.to_string() };
-    let mut index: Vec<IndexEntry> = Vec::with_capacity(blobs.len());
-    let mut frames = Vec::new();
-    let mut frame: Vec<u8> = Vec::new();
-    let flush = |frame: &mut Vec<u8>, frames: &mut Vec<u8>| -> Result<(), StaleError> {
-        if !frame.is_empty() {
-            frames.extend_from_slice(&zstd::bulk::compress(frame, level).map_err(bad)?);
-            frame.clear();
-        }
-        Ok(())
-    };
+    // Blobs go into ~1 MiB frames in order; a blob's index entry is (frame, offset in it, length).
+    let mut raw_frames: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut placed = Vec::with_capacity(blobs.len());
     for (id, bytes) in blobs {
-        if frame.len() as u64 >= FRAME {
-            flush(&mut frame, &mut frames)?;
+        if raw_frames.last().is_some_and(|f| f.len() as u64 >= FRAME) {
+            raw_frames.push(Vec::new());
         }
-        index.push((id.clone(), frames.len() as u64, frame.len() as u64, bytes.len() as u64));
+        let at = raw_frames.len() - 1;
+        let frame = raw_frames.last_mut().ok_or_else(|| bad(std::io::Error::other("no frame")))?;
+        placed.push((id.clone(), at, frame.len() as u64, bytes.len() as u64));
         frame.extend_from_slice(bytes);
     }
-    flush(&mut frame, &mut frames)?;
+    // zstd at a high level is the work: frames are compressed on all cores.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = raw_frames.len().div_ceil(workers).max(1);
+    let compressed: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let parts: Vec<_> = raw_frames.chunks(per).map(|part| s.spawn(move || part.iter().filter(|f| !f.is_empty()).map(|f| zstd::bulk::compress(f, level)).collect::<Result<Vec<_>, _>>())).collect();
+        parts.into_iter().map(|h| h.join().map_err(|_| std::io::Error::other("a compressing thread panicked"))?).collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
+    })
+    .map_err(bad)?
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut starts = Vec::with_capacity(compressed.len());
+    let mut frames = Vec::new();
+    for z in &compressed {
+        starts.push(frames.len() as u64);
+        frames.extend_from_slice(z);
+    }
+    let index: Vec<IndexEntry> = placed.into_iter().map(|(id, frame, offset, len)| (id, starts.get(frame).copied().unwrap_or(frames.len() as u64), offset, len)).collect();
     let index = postcard::to_allocvec(&index).map_err(|e| StaleError::Pack { pack: "new".to_owned(), reason: e.to_string() })?;
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&(index.len() as u64).to_le_bytes());
