@@ -208,6 +208,19 @@ pub enum ArtifactsCommand {
         #[arg(long = "tag")]
         tags: Vec<String>,
     },
+    /// Store every file under DIR (links not followed, `.git` left out) as PREFIX/<path>: read
+    /// and stored in large batches, prepared on all cores, one synced append per batch. A file
+    /// whose bytes are already its name's latest version makes no new one; paths that cannot
+    /// be artifact names are listed and left out.
+    Import {
+        dir: PathBuf,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = "")]
+        kind: String,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
     /// Print an artifact: NAME (latest), NAME@N, or a blob hash.
     Get { spec: String },
     /// The versions of NAME.
@@ -320,6 +333,34 @@ impl StoreProgress {
     }
 }
 
+/// Long work run directly on the artifact service, with a progress bar labelled `label`: its
+/// report to print as text, or — after printing an error, or the report with `--json` — the
+/// exit code to end with.
+fn run_on_store<T: serde::Serialize>(
+    global: &Global,
+    home: &std::path::Path,
+    label: &'static str,
+    work: impl FnOnce(&crate::artifacts_service::ArtifactsService, &mut StoreProgress) -> Result<T, symphony_kernel::CallError>,
+) -> Result<Result<T, ExitCode>> {
+    let kernel = open_kernel(global, home.to_path_buf(), None)?;
+    let service = crate::artifacts_service::ArtifactsService::new(home);
+    let mut shown = StoreProgress::new(global.json, label);
+    let result = work(&service, &mut shown);
+    shown.finish();
+    kernel.audit_log().flush();
+    match result {
+        Err(e) => {
+            output::call_error(&e, global.json)?;
+            Ok(Err(ExitCode::from(exit::for_call(&e))))
+        }
+        Ok(report) if global.json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(Err(ExitCode::SUCCESS))
+        }
+        Ok(report) => Ok(Ok(report)),
+    }
+}
+
 pub fn open_kernel(global: &Global, home: PathBuf, workspace: Option<PathBuf>) -> Result<Kernel> {
     let config = load_config(global, &home)?;
     init_logging(&config);
@@ -380,25 +421,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(args) => crate::dev::run(&global, home, args),
         Command::Serve(args) => crate::serve::run(&global, home, args),
         Command::Melody(m) => crate::melody::run(&global, home, m),
+        Command::Artifacts(ArtifactsCommand::Import { dir, prefix, kind, tags }) => {
+            // Directly on the service (not through `invoke`): a tree is not a JSON payload.
+            let meta = symphony_artifacts::Meta { kind, tags, author: "user".to_owned(), ..symphony_artifacts::Meta::default() };
+            let report = match run_on_store(&global, &home, "import", |service, shown| service.import(&dir, &prefix, &meta, &mut |done, total| shown.update(&progress::bytes(done), done, total)))? {
+                Ok(r) => r,
+                Err(code) => return Ok(code),
+            };
+            for path in &report.skipped {
+                println!("skipped {path}: not a valid artifact name (ASCII letters, digits, - _ . /)");
+            }
+            let secs = (report.millis as f64 / 1e3).max(1e-3);
+            println!(
+                "imported {} files ({}) from {}: {} new versions, {} unchanged, {} skipped, in {:.2} s ({}/s)",
+                report.files,
+                progress::bytes(report.bytes),
+                dir.display(),
+                report.new_versions,
+                report.unchanged,
+                report.skipped.len(),
+                secs,
+                progress::bytes((report.bytes as f64 / secs) as u64)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Artifacts(ArtifactsCommand::Sweep { dry_run }) => {
             // Directly on the service (not through `invoke`) so the sweep can report progress.
-            let kernel = open_kernel(&global, home.clone(), None)?;
-            let service = crate::artifacts_service::ArtifactsService::new(&home);
-            let mut shown = StoreProgress::new(global.json, "sweep");
-            let result = service.sweep(dry_run, &mut |step, done, total| shown.update(&format!("{step} {}", progress::bytes(done)), done, total));
-            shown.finish();
-            kernel.audit_log().flush();
-            let report = match result {
+            let report = match run_on_store(&global, &home, "sweep", |service, shown| service.sweep(dry_run, &mut |step, done, total| shown.update(&format!("{step} {}", progress::bytes(done)), done, total)))? {
                 Ok(r) => r,
-                Err(e) => {
-                    output::call_error(&e, global.json)?;
-                    return Ok(ExitCode::from(exit::for_call(&e)));
-                }
+                Err(code) => return Ok(code),
             };
-            if global.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                return Ok(ExitCode::SUCCESS);
-            }
             let verb = if dry_run { "would move" } else { "moved" };
             for m in &report.plan.moves {
                 println!("{verb} {} ({}) {:?} → {:?}: {}  [{}]", &m.blob[..12], progress::bytes(m.len), m.from, m.to, m.reason, m.versions.join(", "));
@@ -450,7 +502,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
                 ArtifactsCommand::Gc => ("gc", serde_json::json!({})),
                 ArtifactsCommand::Stats => ("stats", serde_json::json!({})),
-                ArtifactsCommand::Sweep { .. } => ("sweep", serde_json::json!({})),
+                ArtifactsCommand::Sweep { .. } | ArtifactsCommand::Import { .. } => ("sweep", serde_json::json!({})),
             };
             let answer = match direct.unwrap_or_else(|| kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string())) {
                 Ok(a) => a,
@@ -490,7 +542,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         println!("    {}", h["snippet"].as_str().unwrap_or_default());
                     }
                 }
-                (ArtifactsCommand::Sweep { .. }, false) => println!("{value}"),
+                (ArtifactsCommand::Sweep { .. } | ArtifactsCommand::Import { .. }, false) => println!("{value}"),
                 (ArtifactsCommand::Verify, false) => {
                     for p in value["problems"].as_array().into_iter().flatten() {
                         println!("CORRUPT {}", p.as_str().unwrap_or_default());

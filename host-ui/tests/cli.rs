@@ -406,6 +406,35 @@ fn long_work_on_the_artifact_store_shows_progress() {
 }
 
 #[test]
+fn artifacts_import_stores_a_tree_and_leaves_out_what_cannot_be_named() {
+    let cli = Cli::new();
+    let tree = cli.root.path().join("tree");
+    for (path, body) in [("src/lib.rs", "pub fn a() {}\n"), ("src/deep/mod.rs", "// mod\n"), ("README.md", "# Tree\n"), ("notes/with space.txt", "skipped\n"), (".git/HEAD", "ref: x\n")] {
+        std::fs::create_dir_all(tree.join(path).parent().unwrap()).unwrap();
+        std::fs::write(tree.join(path), body).unwrap();
+    }
+    let out = cli.run(&["artifacts", "import", tree.to_str().unwrap(), "--prefix", "proj", "--kind", "code"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("skipped notes/with space.txt"), "{said}");
+    assert!(said.contains("imported 3 files") && said.contains("3 new versions, 0 unchanged, 1 skipped"), "{said}");
+    assert_eq!(text(&cli.run(&["artifacts", "get", "proj/src/deep/mod.rs"]).stdout), "// mod\n");
+    assert_ne!(code(&cli.run(&["artifacts", "get", "proj/.git/HEAD"])), 0, ".git is left out");
+
+    // Again after one edit: one new version, the rest unchanged; --json says the same.
+    std::fs::write(tree.join("README.md"), "# Tree\nedited\n").unwrap();
+    let out = cli.run(&["--json", "artifacts", "import", tree.to_str().unwrap(), "--prefix", "proj", "--kind", "code"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["files"].as_u64(), report["new_versions"].as_u64(), report["unchanged"].as_u64()), (Some(3), Some(1), Some(2)), "{report}");
+    let log = text(&cli.run(&["artifacts", "log", "proj/README.md"]).stdout);
+    assert_eq!(log.lines().count(), 2, "{log}");
+    // A directory that is not there: a clear error, non-zero.
+    let out = cli.run(&["artifacts", "import", cli.root.path().join("nope").to_str().unwrap()]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     // `symphony … | head -c 10`: the reader goes early; no panic message, the shell's SIGPIPE status.
     // The reader is gone before the process starts, so its first write fails whatever the timing.

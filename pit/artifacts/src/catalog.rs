@@ -107,6 +107,9 @@ pub(crate) struct StoreCatalog {
     pub chunks: HashMap<[u8; 32], Loc>,
     pub recipes: HashMap<[u8; 32], (Loc, Arc<Recipe>)>,
     pub names: HashMap<String, History>,
+    /// The highest version number each name ever had, deleted ones included (a number is
+    /// never handed out twice: a tombstone names its version's key for good).
+    pub highest: HashMap<String, u64>,
     pub version_locs: HashMap<[u8; 32], Loc>,
     pub deleted: std::collections::HashSet<[u8; 32]>,
     pub tiers: HashMap<[u8; 32], (Loc, Tier)>,
@@ -117,7 +120,17 @@ pub(crate) struct StoreCatalog {
 }
 
 impl StoreCatalog {
+    fn note_number(&mut self, name: &str, version: u64) {
+        match self.highest.get_mut(name) {
+            Some(h) => *h = (*h).max(version),
+            None => {
+                self.highest.insert(name.to_owned(), version);
+            }
+        }
+    }
+
     fn add_version(&mut self, v: Version) {
+        self.note_number(&v.name, v.version);
         let history = Arc::make_mut(self.names.entry(v.name.clone()).or_default());
         match history.binary_search_by_key(&v.version, |h| h.version) {
             Ok(i) => history[i] = v,
@@ -173,6 +186,7 @@ impl Catalog for StoreCatalog {
             },
             Kind::Tombstone => match serde_json::from_slice::<Tombstone>(payload) {
                 Ok(t) => {
+                    self.note_number(&t.name, t.version);
                     self.deleted.insert(key);
                     self.version_locs.remove(&key);
                     self.remove_version(&t.name, t.version);

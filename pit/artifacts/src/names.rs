@@ -55,6 +55,33 @@ pub struct Version {
     pub quality: Option<Quality>,
 }
 
+/// One artifact for `ArtifactStore::put_many`.
+#[derive(Clone, Debug)]
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+    pub meta: Meta,
+}
+
+/// A version whose append is in flight: what numbering and the identical check need.
+struct InFlight {
+    version: u64,
+    blob: BlobId,
+    len: u64,
+    meta: Meta,
+}
+
+/// An artifact prepared for `commit`.
+struct Prepared {
+    records: Vec<Record>,
+    blob: BlobId,
+    len: u64,
+    quality: Option<Quality>,
+}
+
+/// `put_many` appends batches of about this many bytes of content.
+const BULK_BYTES: usize = 8 << 20;
+
 /// Larger artifacts are stored without a quality score: scoring reads them as text, and past
 /// this size that costs more than storing them (and they are seldom hand-written).
 const SCORED_UP_TO: usize = 4 << 20;
@@ -106,8 +133,9 @@ pub struct ArtifactStore {
     /// blob whose version is still being recorded.
     collecting: std::sync::RwLock<()>,
     search: Arc<SearchIndex>,
-    /// The last version number handed out per name (ahead of the catalog while in flight).
-    numbered: Mutex<HashMap<String, u64>>,
+    /// The last version handed out per name while its append is in flight (the catalog has
+    /// it once durable).
+    numbered: Mutex<HashMap<String, InFlight>>,
     indexed: Arc<Progress>,
     indexer: Option<std::thread::JoinHandle<()>>,
     /// When each blob was last read (unix seconds), for retention policies.
@@ -177,7 +205,9 @@ fn index_latest(blobs: &BlobStore, search: &SearchIndex, name: &str) {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` can name an artifact: 1–200 characters of ASCII letters, digits, `-`, `_`,
+/// `.` and `/`, relative, with no empty, `.` or `..` part.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('/')
@@ -319,49 +349,161 @@ impl ArtifactStore {
     /// with concurrent puts). Putting exactly what the latest version holds (bytes and
     /// metadata) returns that version instead of making another.
     pub fn put(&self, name: &str, bytes: &[u8], meta: Meta) -> Result<Version, ArtifactError> {
-        if !valid_name(name) {
-            return Err(ArtifactError::BadName(name.to_owned()));
+        let mut versions = self.put_many(&[NewVersion { name, bytes, meta }])?;
+        versions.pop().ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+    }
+
+    /// Stores many artifacts — an import of a tree — as `put` would one after the other, in
+    /// this order, but prepared (chunked, hashed, compressed, scored) on all cores and
+    /// appended in batches of about `BULK_BYTES`, one synced write each, while the next batch
+    /// is prepared. Every version is durable once this returns. Nothing is written when a
+    /// name is invalid; on an I/O error the batches before it are stored.
+    pub fn put_many(&self, items: &[NewVersion<'_>]) -> Result<Vec<Version>, ArtifactError> {
+        if let Some(bad) = items.iter().find(|i| !valid_name(i.name)) {
+            return Err(ArtifactError::BadName(bad.name.to_owned()));
         }
         let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
-        // The same bytes and metadata as the latest version: that version is the answer (a
-        // tool that saves every file each time does not grow every history).
-        if let Ok(history) = self.history(name)
-            && let Some(latest) = history.last()
-            && latest.len == bytes.len() as u64
-            && latest.meta == meta
-            && latest.blob.0 == blake3::hash(bytes).to_hex().as_str()
-            && self.blobs.contains(&latest.blob)
-        {
-            return Ok(latest.clone());
+        if let [one] = items {
+            let prepared = self.prepare(one)?;
+            return self.commit(items, vec![prepared]);
         }
-        let parent = self.history(name).ok().and_then(|h| h.last().map(|v| v.blob.clone()));
-        let prepared = self.blobs.prepare_after(bytes, parent.as_ref())?;
-        let quality = (bytes.len() <= SCORED_UP_TO).then(|| assess(name, &meta.kind, &meta.mime, bytes));
-        let mut version = None;
-        let mut make = || -> Result<Record, StoreError> {
-            // Under the journal's lock: numbers follow the order versions are written in.
-            let latest = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).and_then(|h| h.last().map(|v| v.version));
+        // Workers take the next artifact as they finish one; this thread appends whatever is
+        // prepared in order, a batch of about `BULK_BYTES` at a time, while they go on.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // Bounded: workers wait when appending falls this far behind.
+            let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<Prepared, ArtifactError>)>(1024);
+            for _ in 0..workers {
+                let (send, next, stop) = (send.clone(), &next, &stop);
+                s.spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { return };
+                        if send.send((i, self.prepare(item))).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(send);
+            let mut slots: Vec<Option<Prepared>> = Vec::new();
+            slots.resize_with(items.len(), || None);
+            let (mut out, mut batch, mut start, mut ready, mut bytes) = (Vec::with_capacity(items.len()), Vec::new(), 0, 0, 0);
+            let mut failed = None;
+            for (i, prepared) in receive.iter() {
+                match prepared {
+                    Ok(p) => slots[i] = Some(p),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                if failed.is_some() {
+                    continue;
+                }
+                while let Some(p) = slots.get_mut(ready).and_then(Option::take) {
+                    batch.push(p);
+                    bytes += items[ready].bytes.len();
+                    ready += 1;
+                    if bytes >= BULK_BYTES || ready == items.len() {
+                        match self.commit(&items[start..ready], std::mem::take(&mut batch)) {
+                            Ok(versions) => out.extend(versions),
+                            Err(e) => {
+                                failed = Some(e);
+                                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                        (start, bytes) = (ready, 0);
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        })
+    }
+
+    /// One artifact's chunks, recipe and quality score, ready to append.
+    fn prepare(&self, item: &NewVersion<'_>) -> Result<Prepared, ArtifactError> {
+        let history = self.history(item.name).ok();
+        let latest = history.as_deref().and_then(|h| h.last());
+        // The latest version's bytes again (a tool that saves every file each time): nothing
+        // to chunk, compress or score; `commit` then finds it identical.
+        if let Some(l) = latest
+            && l.len == item.bytes.len() as u64
+            && l.blob.0 == blake3::hash(item.bytes).to_hex().as_str()
+            && self.blobs.contains(&l.blob)
+        {
+            return Ok(Prepared { records: Vec::new(), blob: l.blob.clone(), len: l.len, quality: l.quality.clone() });
+        }
+        let blob = self.blobs.prepare_after(item.bytes, latest.map(|v| &v.blob))?;
+        let quality = (item.bytes.len() <= SCORED_UP_TO).then(|| assess(item.name, &item.meta.kind, &item.meta.mime, item.bytes));
+        Ok(Prepared { records: blob.records, blob: blob.report.id, len: blob.report.len, quality })
+    }
+
+    /// Appends prepared artifacts in one synced write, numbering their versions under the
+    /// journal's lock (numbers follow write order, and an artifact identical to its name's
+    /// latest version — durable or still in flight — makes no new one).
+    fn commit(&self, items: &[NewVersion<'_>], prepared: Vec<Prepared>) -> Result<Vec<Version>, ArtifactError> {
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut rest = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            // Identical files in one batch (licences, say) are written once.
+            records.extend(p.records.into_iter().filter(|r| seen.insert((r.kind as u8, r.key))));
+            rest.push((p.blob, p.len, p.quality));
+        }
+        // A new version, or the number of an identical one still in flight (read back from
+        // the catalog once the append returns: it is durable by then).
+        let mut made: Vec<Result<Version, u64>> = Vec::with_capacity(items.len());
+        let mut make = || -> Result<Vec<Record>, StoreError> {
+            let catalog = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
             let mut numbered = self.numbered.lock().unwrap_or_else(|p| p.into_inner());
-            let last = numbered.get(name).copied().max(latest);
-            let number = last.map_or(1, |l| l + 1);
-            numbered.insert(name.to_owned(), number);
-            let v = Version {
-                name: name.to_owned(),
-                version: number,
-                blob: prepared.report.id.clone(),
-                len: prepared.report.len,
-                parent: last,
-                created_at: now_rfc3339(),
-                quality: quality.clone(),
-                meta: meta.clone(),
-            };
-            let payload = crate::catalog::encode_version(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
-            let record = Record { kind: Kind::Version, key: version_key(name, number), payload, decoded: Some(Box::new(v.clone())) };
-            version = Some(v);
-            Ok(record)
+            let mut out = Vec::new();
+            for (item, (blob, len, quality)) in items.iter().zip(rest.drain(..)) {
+                let same = |l_blob: &BlobId, l_len: u64, l_meta: &Meta| *l_blob == blob && l_len == len && *l_meta == item.meta;
+                match numbered.get(item.name) {
+                    Some(f) if same(&f.blob, f.len, &f.meta) => {
+                        made.push(Err(f.version));
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some(l) = catalog.names.get(item.name).and_then(|h| h.last())
+                            && same(&l.blob, l.len, &l.meta)
+                        {
+                            made.push(Ok(l.clone()));
+                            continue;
+                        }
+                    }
+                }
+                let last = numbered.get(item.name).map(|f| f.version).max(catalog.highest.get(item.name).copied());
+                let number = last.map_or(1, |l| l + 1);
+                let v = Version { name: item.name.to_owned(), version: number, blob, len, parent: last, created_at: now_rfc3339(), quality, meta: item.meta.clone() };
+                let payload = crate::catalog::encode_version(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+                out.push(Record { kind: Kind::Version, key: version_key(item.name, number), payload, decoded: Some(Box::new(v.clone())) });
+                numbered.insert(item.name.to_owned(), InFlight { version: number, blob: v.blob.clone(), len, meta: v.meta.clone() });
+                made.push(Ok(v));
+            }
+            Ok(out)
         };
-        self.blobs.journal.append(prepared.records, Some(&mut make))?;
-        version.ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+        let appended = self.blobs.journal.append(records, Some(&mut make));
+        // Durable (or failed): the catalog knows these now, so they need not be held here.
+        let mut numbered = self.numbered.lock().unwrap_or_else(|p| p.into_inner());
+        for (item, m) in items.iter().zip(&made) {
+            if let Ok(v) = m
+                && numbered.get(item.name).is_some_and(|f| f.version == v.version)
+            {
+                numbered.remove(item.name);
+            }
+        }
+        drop(numbered);
+        appended?;
+        items.iter().zip(made).map(|(item, m)| m.or_else(|number| self.resolve(&format!("{}@{number}", item.name)))).collect()
     }
 
     /// Deletes one version (a retention policy decided so): a tombstone in the journal; its

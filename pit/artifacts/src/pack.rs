@@ -513,18 +513,17 @@ impl<C: Catalog> Journal<C> {
         self.dir.join(pack_name(pack))
     }
 
-    /// Appends `records` and, under the same lock, the one `last` makes (it sees the order
+    /// Appends `records` and, under the same lock, those `last` makes (it sees the order
     /// records are written in, e.g. to number versions); returns once all are durable and in
     /// the catalog.
-    pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Record, StoreError>>) -> Result<(), StoreError> {
+    pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Vec<Record>, StoreError>>) -> Result<(), StoreError> {
         let mut framed: Vec<Framed> = records.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)).collect();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, e)) = &st.failed {
             return Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(format!("an earlier write failed ({e}); reopen the store")) });
         }
         if let Some(last) = last {
-            let r = last()?;
-            framed.push((r.kind, r.key, frame(&r), r.decoded));
+            framed.extend(last()?.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)));
         }
         for (kind, key, bytes, decoded) in framed {
             let len = bytes.len() as u64;

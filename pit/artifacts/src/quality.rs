@@ -84,19 +84,35 @@ fn band(x: f64, zero_below: f64, lo: f64, hi: f64, zero_above: f64) -> f64 {
     }
 }
 
+/// The bytes `brackets_balance` stops at; everything else is skipped in a tight loop.
+const INTERESTING: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"'\"`/#([{)]}";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Whether brackets balance, skipping string literals and `//`, `#` and `/* */` comments.
 /// Works on bytes: every byte it looks for is ASCII, and UTF-8 never puts an ASCII byte inside
-/// another character, so no allocation and no decoding per character.
+/// another character, so no allocation and no decoding per character. Lines are only counted
+/// when there is an error to report (they cost a third of the scan otherwise).
 fn brackets_balance(text: &str) -> Result<(), String> {
     let b = text.as_bytes();
+    let line_of = |at: usize| 1 + memchr::memchr_iter(b'\n', &b[..at]).count();
     let mut stack: Vec<(u8, usize)> = Vec::new();
-    let mut line = 1;
     let mut i = 0;
-    let end_of_line = |from: usize| b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p);
+    let end_of_line = |from: usize| memchr::memchr(b'\n', &b[from..]).map_or(b.len(), |p| from + p);
     while i < b.len() {
         let c = b[i];
+        if !INTERESTING[c as usize] {
+            i += 1;
+            continue;
+        }
         match c {
-            b'\n' => line += 1,
             b'\'' => {
                 // A character literal (`'x'`, `'\n'`, `'\u{1F600}'`), not a lifetime (`'a`).
                 let rest = &b[i + 1..b.len().min(i + 14)];
@@ -119,19 +135,16 @@ fn brackets_balance(text: &str) -> Result<(), String> {
             b'"' | b'`' => {
                 // Only a literal closed on the same line counts as a string.
                 let eol = end_of_line(i + 1);
-                if let Some(close) = b[i + 1..eol].iter().position(|&d| d == c) {
+                if let Some(close) = memchr::memchr(c, &b[i + 1..eol]) {
                     i += close + 1;
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'/') => i = end_of_line(i) - 1,
             b'#' if matches!(b.get(i + 1), Some(b' ' | b'!')) => i = end_of_line(i) - 1,
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let body = &b[i + 2..];
-                let close = body.windows(2).position(|w| w == b"*/").map_or(body.len(), |p| p + 2);
-                line += body[..close].iter().filter(|&&d| d == b'\n').count();
-                i += 1 + close;
+                i += 1 + memchr::memmem::find(&b[i + 2..], b"*/").map_or(b.len() - i - 2, |p| p + 2);
             }
-            b'(' | b'[' | b'{' => stack.push((c, line)),
+            b'(' | b'[' | b'{' => stack.push((c, i)),
             b')' | b']' | b'}' => {
                 let want = match c {
                     b')' => b'(',
@@ -140,8 +153,8 @@ fn brackets_balance(text: &str) -> Result<(), String> {
                 };
                 match stack.pop() {
                     Some((open, _)) if open == want => {}
-                    Some((open, at)) => return Err(format!("`{}` on line {line} closes `{}` from line {at}", c as char, open as char)),
-                    None => return Err(format!("`{}` on line {line} closes nothing", c as char)),
+                    Some((open, at)) => return Err(format!("`{}` on line {} closes `{}` from line {}", c as char, line_of(i), open as char, line_of(at))),
+                    None => return Err(format!("`{}` on line {} closes nothing", c as char, line_of(i))),
                 }
             }
             _ => {}
@@ -150,63 +163,74 @@ fn brackets_balance(text: &str) -> Result<(), String> {
     }
     match stack.pop() {
         None => Ok(()),
-        Some((open, at)) => Err(format!("`{}` from line {at} is never closed", open as char)),
+        Some((open, at)) => Err(format!("`{}` from line {} is never closed", open as char, line_of(at))),
     }
 }
 
-/// How many lines hold at least one of `markers` (one pass per marker over the whole text).
-fn lines_with(text: &str, markers: &[&str]) -> usize {
-    let mut lines: Vec<usize> = Vec::new();
-    for m in markers {
-        for (at, _) in text.match_indices(m) {
-            lines.push(text.as_bytes()[..at].iter().rev().position(|&c| c == b'\n').map_or(0, |p| at - p));
-        }
-    }
+/// What the code factors look for: TODO markers (counted per line) and test markers (present
+/// or not; the first one found ends that search).
+const TODO_MARKERS: [&str; 3] = ["TODO", "FIXME", "XXX"];
+const TEST_MARKERS: [&str; 8] = ["#[test]", "#[cfg(test)]", "def test_", "it(", "test(", "describe(", "@Test", "func Test"];
+
+/// How many lines hold a TODO marker, and whether any test marker is there.
+fn scan_markers(text: &str) -> (usize, bool) {
+    let b = text.as_bytes();
+    let mut lines: Vec<usize> = TODO_MARKERS.iter().flat_map(|m| memchr::memmem::find_iter(b, m.as_bytes()).map(|at| memchr::memrchr(b'\n', &b[..at]).map_or(0, |p| p + 1))).collect();
     lines.sort_unstable();
     lines.dedup();
-    lines.len()
+    // SIMD substring search per marker, stopping at the first present: `it(` and `test(` are
+    // common in code, which leaves a multi-pattern automaton without a useful prefilter.
+    (lines.len(), TEST_MARKERS.iter().any(|m| memchr::memmem::find(b, m.as_bytes()).is_some()))
+}
+
+/// A line without its leading spaces and tabs.
+fn indent_trimmed(line: &str) -> &str {
+    line.trim_start_matches([' ', '\t'])
 }
 
 fn assess_code(text: &str) -> Vec<Factor> {
-    let lines: Vec<&str> = text.lines().collect();
-    let n = lines.len().max(1) as f64;
+    let mut n_lines = 0;
+    let mut comments = 0;
+    for line in text.lines() {
+        n_lines += 1;
+        let t = indent_trimmed(line).as_bytes();
+        if t.starts_with(b"//") || t.starts_with(b"#") || t.starts_with(b"/*") || t.starts_with(b"*") || t.starts_with(b"--") {
+            comments += 1;
+        }
+    }
+    let n = n_lines.max(1) as f64;
     let balanced = match brackets_balance(text) {
         Ok(()) => factor("balanced", 1.0, 3.0, "every bracket closes".to_owned()),
         Err(why) => factor("balanced", 0.0, 3.0, why),
     };
-    let todos = lines_with(text, &["TODO", "FIXME", "XXX"]);
+    let (todos, has_tests) = scan_markers(text);
     let per_100 = todos as f64 * 100.0 / n;
-    let test_markers = ["#[test]", "#[cfg(test)]", "def test_", "it(", "test(", "describe(", "@Test", "func Test"];
-    let has_tests = test_markers.iter().any(|m| text.contains(m));
-    let comments = lines
-        .iter()
-        .filter(|l| {
-            let t = l.trim_start();
-            t.starts_with("//") || t.starts_with('#') || t.starts_with("/*") || t.starts_with('*') || t.starts_with("--")
-        })
-        .count();
     let ratio = comments as f64 / n;
     vec![
         balanced,
-        factor("size", band(lines.len() as f64, 0.0, 10.0, 2000.0, 20000.0), 1.0, format!("{} lines", lines.len())),
-        factor("todo_density", 1.0 - per_100 / 5.0, 1.0, format!("{todos} TODO/FIXME/XXX in {} lines", lines.len())),
+        factor("size", band(n_lines as f64, 0.0, 10.0, 2000.0, 20000.0), 1.0, format!("{n_lines} lines")),
+        factor("todo_density", 1.0 - per_100 / 5.0, 1.0, format!("{todos} TODO/FIXME/XXX in {n_lines} lines")),
         factor("tests", if has_tests { 1.0 } else { 0.0 }, 2.0, if has_tests { "test markers present" } else { "no tests" }.to_owned()),
         factor("comments", band(ratio, 0.0, 0.05, 0.40, 1.0), 1.0, format!("{:.0} % comment lines", ratio * 100.0)),
     ]
 }
 
 fn assess_text(text: &str) -> Vec<Factor> {
-    let lines: Vec<&str> = text.lines().collect();
-    let headings = lines.iter().any(|l| l.starts_with('#') || l.starts_with("==") || l.starts_with("--"));
-    let lists = lines.iter().any(|l| {
-        let t = l.trim_start();
-        t.starts_with("- ") || t.starts_with("* ") || t.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    });
-    let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+    let mut headings = false;
+    let mut lists = false;
+    for line in text.lines() {
+        headings |= line.starts_with('#') || line.starts_with("==") || line.starts_with("--");
+        let t = indent_trimmed(line);
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        lists |= t.starts_with("- ") || t.starts_with("* ") || (digits > 0 && t[digits..].starts_with(". "));
+        if headings && lists {
+            break;
+        }
+    }
+    let counts = count_prose(text.as_bytes());
+    let (paragraphs, words) = (counts.paragraphs, counts.words);
     let structure = [headings, lists, paragraphs >= 2].iter().filter(|b| **b).count() as f64 / 3.0;
-    let words = text.split_whitespace().count();
-    let sentences = text.split(['.', '!', '?']).filter(|s| s.split_whitespace().count() > 0).count().max(1);
-    let mean = words as f64 / sentences as f64;
+    let mean = words as f64 / counts.sentences.max(1) as f64;
     vec![
         factor(
             "structure",
@@ -217,6 +241,44 @@ fn assess_text(text: &str) -> Vec<Factor> {
         factor("length", band(words as f64, 0.0, 50.0, 5000.0, 50000.0), 1.0, format!("{words} words")),
         factor("sentences", band(mean, 2.0, 8.0, 30.0, 80.0), 1.0, format!("{mean:.1} words per sentence")),
     ]
+}
+
+/// Paragraphs (blocks between blank lines), words (runs of non-whitespace) and sentences
+/// (stretches ended by `.`, `!` or `?` that hold anything else but whitespace) of a text.
+struct ProseCounts {
+    paragraphs: usize,
+    words: usize,
+    sentences: usize,
+}
+
+/// One pass over the bytes (ASCII whitespace; any other byte is part of a word).
+fn count_prose(b: &[u8]) -> ProseCounts {
+    let mut counts = ProseCounts { paragraphs: 0, words: 0, sentences: 0 };
+    let (mut in_word, mut sentence_has_word, mut paragraph_has_text) = (false, false, false);
+    let mut previous = 0u8;
+    for &c in b {
+        if c.is_ascii_whitespace() {
+            in_word = false;
+            if c == b'\n' && previous == b'\n' {
+                counts.paragraphs += usize::from(paragraph_has_text);
+                paragraph_has_text = false;
+            }
+        } else {
+            paragraph_has_text = true;
+            counts.words += usize::from(!in_word);
+            in_word = true;
+            if matches!(c, b'.' | b'!' | b'?') {
+                counts.sentences += usize::from(sentence_has_word);
+                sentence_has_word = false;
+            } else {
+                sentence_has_word = true;
+            }
+        }
+        previous = c;
+    }
+    counts.paragraphs += usize::from(paragraph_has_text);
+    counts.sentences += usize::from(sentence_has_word);
+    counts
 }
 
 fn assess_data(name: &str, mime: &str, text: &str) -> Vec<Factor> {
@@ -284,8 +346,21 @@ mod tests {
         let b = assess("x.rs", "", "", bad.as_bytes());
         assert_eq!((value(&b, "balanced"), value(&b, "tests")), (0.0, 0.0));
         assert!(value(&b, "todo_density") < 0.01);
-        assert_eq!(lines_with("a TODO\nb\nTODO FIXME XXX\n", &["TODO", "FIXME", "XXX"]), 2, "lines, not matches");
+        assert_eq!(scan_markers("a TODO\nb\nTODO FIXME XXX\n"), (2, false), "lines, not matches");
+        assert_eq!(scan_markers("XXXX\n// FIXME\nfn f() {}\n#[cfg(test)]\n"), (2, true));
+        assert_eq!(scan_markers("describe(\"x\", () => it(\"y\"))"), (0, true));
         assert!(q.score > 0.9 && b.score < 0.4, "{} {}", q.score, b.score);
+    }
+
+    #[test]
+    fn prose_counts_match_their_definitions() {
+        for text in ["", "One.", "e.g. this, and 3.14! Then?\n\n\nNext para...\n", "  a  b\n\n\n\n c. d", "# T\r\n\r\nx y z", "...!?", "no terminator here"] {
+            let c = count_prose(text.as_bytes());
+            let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+            let words = text.split_whitespace().count();
+            let sentences = text.split(['.', '!', '?']).filter(|s| s.split_whitespace().count() > 0).count();
+            assert_eq!((c.paragraphs, c.words, c.sentences), (paragraphs, words, sentences), "{text:?}");
+        }
     }
 
     #[test]

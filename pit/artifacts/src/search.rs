@@ -291,7 +291,21 @@ impl Drop for SearchIndex {
     }
 }
 
+/// Commits on a thread of lower priority: tantivy starts its next indexing threads from the
+/// committing thread, and they inherit its priority (committed from a writer's thread, they
+/// ran at nice 0 and took half the CPU from a bulk import).
 fn commit(inner: &Inner) -> Result<(), SearchError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            lower_priority();
+            commit_here(inner)
+        })
+        .join()
+    })
+    .unwrap_or_else(|_| Err(index_error(&inner.path, "the committing thread panicked")))
+}
+
+fn commit_here(inner: &Inner) -> Result<(), SearchError> {
     let mut writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
     inner.dirty.store(false, Ordering::Release);
     // Read before the commit: every document for positions up to it was added already.

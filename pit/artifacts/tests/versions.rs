@@ -1,0 +1,107 @@
+//! Version numbering and bulk puts: `put_many` stores what `put` one by one would, numbers
+//! are never handed out twice, and identical puts make one version however they race.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use symphony_artifacts::{ArtifactError, ArtifactStore, Meta, NewVersion, Version};
+
+/// Some files: sources, duplicates under other names, an empty one, and names that come
+/// back (an edit, and the same bytes again).
+fn files() -> Vec<(String, Vec<u8>, Meta)> {
+    let mut out = Vec::new();
+    for i in 0..300 {
+        let body = format!("//! Module {i}.\npub fn f{i}() -> u32 {{\n    {i}\n}}\n").repeat(1 + i % 40);
+        out.push((format!("src/m{i}.rs"), body.into_bytes(), Meta { kind: "code".to_owned(), ..Meta::default() }));
+    }
+    for i in 0..20 {
+        out.push((format!("licences/{i}/LICENSE"), b"Permission is hereby granted, free of charge...\n".repeat(30), Meta::default()));
+    }
+    out.push(("empty.txt".to_owned(), Vec::new(), Meta::default()));
+    out.push(("src/m7.rs".to_owned(), b"pub fn edited() {}\n".to_vec(), Meta { kind: "code".to_owned(), ..Meta::default() }));
+    out.push(("src/m7.rs".to_owned(), b"pub fn edited() {}\n".to_vec(), Meta { kind: "code".to_owned(), ..Meta::default() }));
+    out.push(("src/m8.rs".to_owned(), b"pub fn edited() {}\n".to_vec(), Meta { kind: "code".to_owned(), tags: vec!["v2".to_owned()], ..Meta::default() }));
+    out
+}
+
+/// A version without its timestamp (two stores cannot agree on that).
+fn shape(v: &Version) -> (String, u64, String, u64, Option<u64>, Option<f64>, Meta) {
+    (v.name.clone(), v.version, v.blob.0.clone(), v.len, v.parent, v.quality.as_ref().map(|q| q.score), v.meta.clone())
+}
+
+#[test]
+fn put_many_stores_what_puts_one_by_one_would() {
+    let files = files();
+    let one = tempfile::tempdir().unwrap();
+    let many = tempfile::tempdir().unwrap();
+    let by_one = ArtifactStore::open(one.path(), 3).unwrap();
+    let expected: Vec<_> = files.iter().map(|(n, b, m)| shape(&by_one.put(n, b, m.clone()).unwrap())).collect();
+
+    let store = ArtifactStore::open(many.path(), 3).unwrap();
+    let items: Vec<NewVersion<'_>> = files.iter().map(|(name, bytes, meta)| NewVersion { name, bytes, meta: meta.clone() }).collect();
+    let got: Vec<_> = store.put_many(&items).unwrap().iter().map(shape).collect();
+    assert_eq!(got, expected);
+    assert_eq!(store.log("src/m7.rs").unwrap().len(), 2, "the same bytes twice make one new version");
+    drop(store);
+    // Twenty identical licences in one batch: their chunk is written once.
+    let licence = blake3::hash(&files[300].1);
+    let pack = std::fs::read(many.path().join("packs/00000001.pack")).unwrap();
+    let (mut at, mut copies) = (0, 0);
+    while at + 57 <= pack.len() && pack[at] != 0 {
+        copies += usize::from(pack[at + 4] == 1 && pack[at + 5..at + 37] == *licence.as_bytes());
+        at += 57 + u32::from_le_bytes(pack[at + 37..at + 41].try_into().unwrap()) as usize;
+    }
+    assert_eq!(copies, 1);
+
+    let store = ArtifactStore::open(many.path(), 3).unwrap();
+    for (name, bytes, _) in &files[..files.len() - 3] {
+        if name != "src/m7.rs" && name != "src/m8.rs" {
+            assert_eq!(&store.get(name).unwrap(), bytes, "{name}");
+        }
+    }
+    assert_eq!(store.get("src/m7.rs").unwrap(), b"pub fn edited() {}\n");
+    assert!(store.blobs().verify().unwrap().is_empty());
+}
+
+#[test]
+fn put_many_with_a_bad_name_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    let items = [NewVersion { name: "good.txt", bytes: b"fine", meta: Meta::default() }, NewVersion { name: "../escape", bytes: b"no", meta: Meta::default() }];
+    assert!(matches!(store.put_many(&items), Err(ArtifactError::BadName(n)) if n == "../escape"));
+    assert!(store.names().unwrap().is_empty());
+}
+
+#[test]
+fn deleting_the_latest_version_does_not_reuse_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    store.put("notes.md", b"one", Meta::default()).unwrap();
+    store.put("notes.md", b"two", Meta::default()).unwrap();
+    store.delete("notes.md", 2).unwrap();
+    drop(store);
+    // After a restart only the tombstone remembers version 2: the next put is version 3, and
+    // it is there (a reused number would be taken for the deleted version and vanish).
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    let three = store.put("notes.md", b"three", Meta::default()).unwrap();
+    assert_eq!((three.version, three.parent), (3, Some(2)));
+    assert_eq!(store.get("notes.md").unwrap(), b"three");
+    drop(store);
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    let versions: Vec<u64> = store.log("notes.md").unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [1, 3]);
+}
+
+#[test]
+fn identical_puts_racing_make_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(ArtifactStore::open(dir.path(), 3).unwrap());
+    store.put("config.toml", b"a = 0\n", Meta::default()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || store.put("config.toml", b"a = 1\n", Meta::default()).unwrap().version)
+        })
+        .collect();
+    let numbers: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(numbers.iter().all(|&n| n == 2), "{numbers:?}");
+    assert_eq!(store.log("config.toml").unwrap().len(), 2);
+}
