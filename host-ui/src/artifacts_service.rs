@@ -158,7 +158,7 @@ impl ArtifactsService {
             return Ok(());
         }
         self.with_store(|store, _| {
-            let latest: Vec<Option<u64>> = batch.iter().map(|(name, _)| store.log(name).ok().and_then(|h| h.last().map(|v| v.version))).collect();
+            let latest: Vec<Option<u64>> = batch.iter().map(|(name, _)| store.resolve(name).ok().map(|v| v.version)).collect();
             let items: Vec<symphony_artifacts::NewVersion<'_>> = batch.iter().map(|(name, bytes)| symphony_artifacts::NewVersion { name, bytes, meta: meta.clone() }).collect();
             let versions = store.put_many(&items).map_err(call_error)?;
             for ((v, before), (_, bytes)) in versions.iter().zip(latest).zip(batch) {

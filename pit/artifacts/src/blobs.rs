@@ -249,7 +249,13 @@ impl BlobStore {
     /// `parent` (the previous version of the same name) where that is smaller.
     pub(crate) fn prepare_after(&self, bytes: &[u8], parent: Option<&BlobId>) -> Result<Prepared, StoreError> {
         let cuts: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::new(bytes, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| (c.offset, c.length)).collect();
-        let workers = if bytes.len() >= 4 << 20 { std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) } else { 1 };
+        let workers = if bytes.len() >= 4 << 20 { crate::cores::available() } else { 1 };
+        // Deltas are for small blobs (one worker), against a parent that is hot.
+        let parent = parent
+            .filter(|_| workers == 1)
+            .and_then(|p| parse_id(p).ok())
+            .filter(|k| self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).tier(k) == Tier::Hot)
+            .and_then(|k| self.recipe(&k));
         let mut recipe = Recipe { len: bytes.len() as u64, chunks: Vec::with_capacity(cuts.len()) };
         let (mut reused, mut written) = (0, 0u64);
         let mut records = Vec::new();
@@ -261,19 +267,10 @@ impl BlobStore {
             let whole = (workers > 1).then(|| s.spawn(|| blake3::hash(bytes)));
             for group in cuts.chunks(256) {
                 // Hash and encode a group of chunks across the workers.
-                let per = group.len().div_ceil(workers);
-                let encoded: Vec<Vec<Encoded>> = if workers > 1 {
-                    let handles: Vec<_> = group
-                        .chunks(per.max(1))
-                        .map(|part| s.spawn(move || part.iter().map(|&(o, l)| self.encode_if_new(&bytes[o..o + l])).collect::<Vec<_>>()))
-                        .collect();
-                    handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-                } else {
-                    let parent = parent.and_then(|p| parse_id(p).ok()).filter(|k| self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).tier(k) == Tier::Hot).and_then(|k| self.recipe(&k));
-                    let first = recipe.chunks.len();
-                    vec![group.iter().enumerate().map(|(i, &(o, l))| self.encode_if_new_after(&bytes[o..o + l], parent.as_deref(), first + i)).collect()]
-                };
-                for (hash, payload) in encoded.into_iter().flatten() {
+                let first = recipe.chunks.len();
+                let indexed: Vec<(usize, (usize, usize))> = group.iter().copied().enumerate().collect();
+                let encoded = crate::cores::map(&indexed, workers, |&(i, (o, l))| self.encode_if_new_after(&bytes[o..o + l], parent.as_deref(), first + i));
+                for (hash, payload) in encoded {
                     recipe.chunks.push(hash);
                     match payload {
                         Some(payload) if seen.insert(hash) => {
@@ -306,13 +303,8 @@ impl BlobStore {
         Ok(Prepared { records, report: PutReport { id: BlobId(id.to_hex().to_string()), len: bytes.len() as u64, chunks, reused, written } })
     }
 
-    /// A chunk's hash, and its stored form unless the store has it already.
-    fn encode_if_new(&self, data: &[u8]) -> Encoded {
-        self.encode_if_new_after(data, None, 0)
-    }
-
-    /// `encode_if_new`, a new chunk delta-encoded against the parent's chunk at the same index
-    /// (or its last) when that is smaller.
+    /// A chunk's hash, and its stored form unless the store has it already: delta-encoded
+    /// against the parent's chunk at the same index (or its last) when that is smaller.
     fn encode_if_new_after(&self, data: &[u8], parent: Option<&Recipe>, index: usize) -> Encoded {
         let hash = *blake3::hash(data).as_bytes();
         let known = self.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).chunks.contains_key(&hash);

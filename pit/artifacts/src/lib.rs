@@ -16,6 +16,7 @@
 
 mod blobs;
 mod catalog;
+mod cores;
 mod legacy;
 mod names;
 mod pack;

@@ -369,7 +369,7 @@ impl ArtifactStore {
         }
         // Workers take the next artifact as they finish one; this thread appends whatever is
         // prepared in order, a batch of about `BULK_BYTES` at a time, while they go on.
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let workers = crate::cores::available();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {

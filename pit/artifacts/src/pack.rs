@@ -161,6 +161,17 @@ struct Tail {
 }
 
 impl Tail {
+    /// The tail of `pack`, which has no bytes yet.
+    fn new(pack: u32) -> Self {
+        Self { pack, data_end: 0, file_len: 0, fill: FIRST_FILL }
+    }
+
+    /// Moves on to `pack`: the one appended to so far is done with, and its zeros go.
+    fn move_to(&mut self, pack: u32, files: &RwLock<BTreeMap<u32, Arc<File>>>) {
+        self.cut_zeros(&files.read().unwrap_or_else(|p| p.into_inner()));
+        *self = Self::new(pack);
+    }
+
     /// Cuts the zeros written ahead off a pack nothing more is appended to. Best effort: a
     /// pack that keeps them (a crash came first) reads the same.
     fn cut_zeros(&self, files: &BTreeMap<u32, Arc<File>>) {
@@ -250,7 +261,6 @@ fn group(mut records: Vec<Record>) -> Result<Vec<Record>, String> {
         }
     }
     raws.retain(|r| !r.is_empty());
-    // Compressing is the work: the groups are compressed on all cores.
     let seal = |raw: &Vec<u8>| -> Result<Record, String> {
         let z = zstd::bulk::compress(raw, GROUP_LEVEL).map_err(|e| e.to_string())?;
         let mut payload = Vec::with_capacity(z.len() + 5);
@@ -259,13 +269,8 @@ fn group(mut records: Vec<Record>) -> Result<Vec<Record>, String> {
         payload.extend_from_slice(&z);
         Ok(Record { kind: Kind::Group, key: *blake3::hash(raw).as_bytes(), payload, decoded: None })
     };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = raws.len().div_ceil(workers).max(1);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = raws.chunks(per).map(|part| s.spawn(move || part.iter().map(seal).collect::<Result<Vec<_>, _>>())).collect();
-        parts.into_iter().map(|h| h.join().map_err(|_| "a compressing thread panicked".to_owned())?).collect::<Result<Vec<Vec<Record>>, String>>()
-    })
-    .map(|parts| parts.into_iter().flatten().collect())
+    // Compressing is the work: the groups are compressed on all cores.
+    crate::cores::map(&raws, crate::cores::available(), seal).into_iter().collect()
 }
 
 /// A record inside a group: kind, key, payload.
@@ -351,14 +356,11 @@ pub(crate) struct Found<'a> {
 pub(crate) fn walk(pack: u32, bytes: &[u8], path: &Path, may_tear: bool, mut each: impl FnMut(Found<'_>), damage: &mut Vec<Damage>) -> u64 {
     let mut at = 0usize;
     let mut good_end = 0u64;
-    // Past this only zeros (written ahead): a record reaching it is the last one, and is a
-    // torn write if it fails its check. (A last record may itself end in zeros.)
+    // Past this only zeros, written ahead (no record starts with a zero byte): a record
+    // reaching it is the last one, and is a torn write if it fails its check. (A last record
+    // may itself end in zeros.)
     let data_len = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
-    while at < bytes.len() {
-        if bytes[at] == 0 && bytes[at..].iter().all(|&b| b == 0) {
-            // Zeros written ahead of the records (no record starts with a zero byte).
-            break;
-        }
+    while at < data_len {
         let whole_at = |at: usize| -> Option<(Header, bool)> {
             let h = parse_header(&bytes[at..])?;
             let end = at.checked_add(HEADER)?.checked_add(h.len as usize)?;
@@ -503,7 +505,7 @@ impl<C: Catalog> Journal<C> {
         let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, generation: 0, in_flight: 0, failed: None };
         Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state),
             synced: [Condvar::new(), Condvar::new()],
-            tail: Mutex::new(Tail { pack, data_end: end, file_len: last_len, fill: FIRST_FILL }),
+            tail: Mutex::new(Tail { data_end: end, file_len: last_len, ..Tail::new(pack) }),
             damage,
             damaged,
         })
@@ -590,8 +592,7 @@ impl<C: Catalog> Journal<C> {
                 i += 1;
             }
             if pack != tail.pack {
-                tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
-                *tail = Tail { pack, data_end: 0, file_len: 0, fill: FIRST_FILL };
+                tail.move_to(pack, &self.files);
             }
             let path = self.pack_path(pack);
             let (file, created) = self.file_for_writing(pack)?;
@@ -618,9 +619,8 @@ impl<C: Catalog> Journal<C> {
             }
         }
         if tail.pack != current {
-            // Sealed (nothing more goes to it): its zeros go.
-            tail.cut_zeros(&self.files.read().unwrap_or_else(|p| p.into_inner()));
-            *tail = Tail { pack: current, data_end: 0, file_len: 0, fill: FIRST_FILL };
+            // Sealed: nothing more goes to it.
+            tail.move_to(current, &self.files);
         }
         Ok(())
     }
@@ -763,22 +763,12 @@ impl<C: Catalog> Journal<C> {
                 tracing::warn!(pack = %path.display(), "not compacted: it has damaged records (see verify)");
                 continue;
             }
-            // Recompressing is the work here: spread it over the cores.
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let per = chunks.len().div_ceil(workers).max(1);
-            std::thread::scope(|s| {
-                for part in chunks.chunks_mut(per) {
-                    s.spawn(move || {
-                        for r in part {
-                            if let Some(better) = at_rest(r.kind, &r.payload) {
-                                r.payload = better;
-                            }
-                        }
-                    });
-                }
-            });
-            for r in &mut loose {
-                if let Some(better) = at_rest(r.kind, &r.payload) {
+            // Recompressing chunks is the work here: spread it over the cores.
+            let payloads: Vec<&[u8]> = chunks.iter().map(|r| r.payload.as_slice()).collect();
+            let better = crate::cores::map(&payloads, crate::cores::available(), |p| at_rest(Kind::Chunk, p));
+            let better: Vec<Option<Vec<u8>>> = better.into_iter().chain(loose.iter().map(|r| at_rest(r.kind, &r.payload))).collect();
+            for (r, better) in chunks.iter_mut().chain(loose.iter_mut()).zip(better) {
+                if let Some(better) = better {
                     r.payload = better;
                 }
             }
