@@ -20,9 +20,12 @@ const MAX_CHUNK: u32 = 256 << 10;
 /// A large blob's chunks are appended in batches of about this much, so memory stays bounded;
 /// its recipe (and version) comes last.
 const BATCH_BYTES: usize = 32 << 20;
-/// Chunk payloads start with how they are stored.
+/// Chunk payloads start with how they are stored: a marker byte, or a zstd frame as it is
+/// (its magic number, `28 b5 2f fd`, starts with none of the markers). Marking a frame took a
+/// copy of every compressed chunk; frames written with the marker (`ZSTD`) still read.
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// zstd with another chunk (the same place in the parent version) as its dictionary:
 /// `DELTA | depth | base hash | zstd`. An edit to a small file then costs about the edit.
 const DELTA: u8 = 2;
@@ -128,22 +131,22 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// The stored form of a chunk: zstd when that is smaller, else raw.
-fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
-    let compressed = COMPRESSOR.with(|c| {
+/// `data` as one zstd frame at `level`, by this thread's compressor: a new one per call
+/// allocates (and faults in) its tables each time.
+pub(crate) fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|(l, _)| *l != level) {
             *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
         }
         c.as_mut().and_then(|(_, z)| z.compress(data).ok())
-    });
-    match compressed {
-        Some(z) if z.len() < data.len() => {
-            let mut out = Vec::with_capacity(z.len() + 1);
-            out.push(ZSTD);
-            out.extend_from_slice(&z);
-            out
-        }
+    })
+}
+
+/// The stored form of a chunk: zstd when that is smaller, else raw.
+fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
+    match compress(data, level) {
+        Some(z) if z.len() < data.len() && z.starts_with(&ZSTD_MAGIC) => z,
         _ => {
             let mut out = Vec::with_capacity(data.len() + 1);
             out.push(RAW);
@@ -156,7 +159,7 @@ fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
 /// A zstd chunk's payload compressed again at `level`, if that is smaller (raw chunks did
 /// not shrink before; deltas stay as they are).
 fn recompress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
-    if payload.first() != Some(&ZSTD) {
+    if payload.first() != Some(&ZSTD) && !payload.starts_with(&ZSTD_MAGIC) {
         return None;
     }
     let data = decode_chunk(payload, &|_| Err("a zstd chunk has no base".to_owned())).ok()?;
@@ -196,17 +199,19 @@ fn decode_chunk(payload: &[u8], base: &BaseReader<'_>) -> Result<Vec<u8>, String
         let mut d = zstd::bulk::Decompressor::with_dictionary(&dict).map_err(|e| e.to_string())?;
         return d.decompress(&payload[34..], MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}"));
     }
-    match payload.split_first() {
-        Some((&RAW, data)) => Ok(data.to_vec()),
-        Some((&ZSTD, data)) => DECOMPRESSOR.with(|d| {
-            let mut d = d.borrow_mut();
-            if d.is_none() {
-                *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
-            }
-            d.as_mut().map_or_else(|| Err("no decompressor".to_owned()), |d| d.decompress(data, MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}")))
-        }),
-        _ => Err("unknown chunk encoding".to_owned()),
-    }
+    let frame = match payload.split_first() {
+        Some((&RAW, data)) => return Ok(data.to_vec()),
+        Some((&ZSTD, data)) => data,
+        _ if payload.starts_with(&ZSTD_MAGIC) => payload,
+        _ => return Err("unknown chunk encoding".to_owned()),
+    };
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
+        }
+        d.as_mut().map_or_else(|| Err("no decompressor".to_owned()), |d| d.decompress(frame, MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}")))
+    })
 }
 
 /// A chunk's hash, and its stored form if it is new.
@@ -619,4 +624,28 @@ impl BlobStore {
 pub(crate) fn placement(key: &[u8; 32], tier: &Tier) -> Result<Record, StoreError> {
     let payload = serde_json::to_vec(tier).map_err(|e| StoreError::Io { path: PathBuf::from("placement"), source: std::io::Error::other(e) })?;
     Ok(Record { kind: Kind::Placement, key: *key, payload, decoded: None })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_encodings_read_back_including_frames_marked_the_old_way() {
+        let no_base = |_: &[u8; 32]| Err("no base".to_owned());
+        let text = b"fn main() { println!(\"hello\"); }\n".repeat(200);
+        let mut noise = vec![0u8; 4096];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        for (data, kind) in [(&text[..], "zstd"), (&noise[..], "raw"), (&[][..], "raw")] {
+            let payload = encode_chunk(data, 3);
+            assert_eq!(if payload.starts_with(&ZSTD_MAGIC) { "zstd" } else { "raw" }, kind);
+            assert_eq!(decode_chunk(&payload, &no_base).unwrap(), data);
+        }
+        let mut marked = vec![ZSTD];
+        marked.extend(zstd::bulk::compress(&text, 3).unwrap());
+        assert_eq!(decode_chunk(&marked, &no_base).unwrap(), text);
+        assert!(recompress(&marked, 9).is_some_and(|again| again.starts_with(&ZSTD_MAGIC) && decode_chunk(&again, &no_base).unwrap() == text));
+        assert!(decode_chunk(&[7, 1, 2], &no_base).is_err_and(|e| e.contains("unknown chunk encoding")));
+    }
 }

@@ -99,20 +99,45 @@ pub(crate) struct Tombstone {
     pub version: u64,
 }
 
+/// Hashes a map key that is itself a BLAKE3 hash (a chunk's, a blob's, a version's) by its
+/// first eight bytes: the key is uniform already, and nobody who could aim for collisions
+/// chooses it. SipHash over the 32 bytes was ~5 % of importing many small files.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut eight = [0u8; 8];
+        let n = bytes.len().min(8);
+        eight[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(eight);
+    }
+
+    /// The length an array's `Hash` writes first says nothing: every key is 32 bytes.
+    fn write_usize(&mut self, _: usize) {}
+}
+
+/// A map keyed by a BLAKE3 hash.
+pub(crate) type ByKey<V> = HashMap<[u8; 32], V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// A name's versions, oldest first.
 pub(crate) type History = Arc<Vec<Version>>;
 
 #[derive(Default)]
 pub(crate) struct StoreCatalog {
-    pub chunks: HashMap<[u8; 32], Loc>,
-    pub recipes: HashMap<[u8; 32], (Loc, Arc<Recipe>)>,
+    pub chunks: ByKey<Loc>,
+    pub recipes: ByKey<(Loc, Arc<Recipe>)>,
     pub names: HashMap<String, History>,
     /// The highest version number each name ever had, deleted ones included (a number is
     /// never handed out twice: a tombstone names its version's key for good).
     pub highest: HashMap<String, u64>,
-    pub version_locs: HashMap<[u8; 32], Loc>,
-    pub deleted: std::collections::HashSet<[u8; 32]>,
-    pub tiers: HashMap<[u8; 32], (Loc, Tier)>,
+    pub version_locs: ByKey<Loc>,
+    pub deleted: std::collections::HashSet<[u8; 32], std::hash::BuildHasherDefault<KeyHasher>>,
+    pub tiers: ByKey<(Loc, Tier)>,
     /// The position of the last version record applied (journal order).
     pub last_version_at: u64,
     /// Names whose versions became durable, in journal order, for the search indexer.

@@ -79,8 +79,28 @@ struct Prepared {
     quality: Option<Quality>,
 }
 
-/// `put_many` appends batches of about this many bytes of content.
-const BULK_BYTES: usize = 8 << 20;
+/// What `put_many`'s threads share: artifacts prepared (by index), how far they are ready in
+/// order, and what is appended.
+#[derive(Default)]
+struct Bulk {
+    slots: Vec<Option<Prepared>>,
+    /// `slots[..ready]` are prepared; `slots[start..ready]` are not appended yet.
+    ready: usize,
+    start: usize,
+    /// Content bytes in `slots[start..ready]`.
+    bytes: usize,
+    appending: bool,
+    /// Versions appended, by the index of their batch's first artifact.
+    done: Vec<(usize, Vec<Version>)>,
+    failed: Option<ArtifactError>,
+}
+
+/// `put_many` appends batches of about this many bytes of content (4 MiB imported 319 MB
+/// ~3 % faster than 8 or 2, 16 slower: the last batch is appended while the other cores have
+/// nothing left to prepare), or of this many artifacts (their versions and recipes make one
+/// group record: this bounds it at a few MiB).
+const BULK_BYTES: usize = 4 << 20;
+const BULK_ITEMS: usize = 4096;
 
 /// Larger artifacts are stored without a quality score: scoring reads them as text, and past
 /// this size that costs more than storing them (and they are seldom hand-written).
@@ -148,11 +168,37 @@ impl std::fmt::Debug for ArtifactStore {
     }
 }
 
-/// How far the indexer has got, in journal positions.
+/// How far the indexer has got, in journal positions; and how many bulk puts are running,
+/// which it waits for.
 #[derive(Default)]
 struct Progress {
     done: Mutex<u64>,
     moved: Condvar,
+    bulk_puts: Mutex<usize>,
+    bulk_done: Condvar,
+}
+
+/// Held while a bulk put runs: the indexer waits, then indexes what it brought in one go.
+/// At nice 19 it still took ~10 % of the CPU from an import on 2 cores (it gets a core
+/// whenever an appending thread waits on a sync, and keeps it for a time slice), and an
+/// import is CPU-bound; its puts are searchable once it ends and the indexer catches up.
+struct BulkPut<'a>(&'a Progress);
+
+impl<'a> BulkPut<'a> {
+    fn start(progress: &'a Progress) -> Self {
+        *progress.bulk_puts.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Self(progress)
+    }
+}
+
+impl Drop for BulkPut<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.bulk_puts.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        if *running == 0 {
+            self.0.bulk_done.notify_all();
+        }
+    }
 }
 
 /// Follows the journal: indexes the latest version of each name a record touched, in order,
@@ -160,6 +206,11 @@ struct Progress {
 fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, search: &SearchIndex, progress: &Progress) {
     crate::search::lower_priority();
     while let Ok(first) = feed.recv() {
+        let mut bulk_puts = progress.bulk_puts.lock().unwrap_or_else(|p| p.into_inner());
+        while *bulk_puts > 0 {
+            bulk_puts = progress.bulk_done.wait(bulk_puts).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(bulk_puts);
         let mut batch = vec![first];
         while batch.len() < 4096
             && let Ok(next) = feed.try_recv()
@@ -208,11 +259,13 @@ fn index_latest(blobs: &BlobStore, search: &SearchIndex, name: &str) {
 /// Whether `name` can name an artifact: 1–200 characters of ASCII letters, digits, `-`, `_`,
 /// `.` and `/`, relative, with no empty, `.` or `..` part.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('/')
-        && !name.split('/').any(|part| part.is_empty() || part == "." || part == "..")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    // On bytes: an import checks every name, and the `str` splitting took 8 % of importing
+    // small files. Non-ASCII bytes fail the character check.
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 200
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/'))
+        && b.split(|&c| c == b'/').all(|part| !part.is_empty() && part != b"." && part != b"..")
 }
 
 fn now_rfc3339() -> String {
@@ -357,7 +410,8 @@ impl ArtifactStore {
     /// this order, but prepared (chunked, hashed, compressed, scored) on all cores and
     /// appended in batches of about `BULK_BYTES`, one synced write each, while the next batch
     /// is prepared. Every version is durable once this returns. Nothing is written when a
-    /// name is invalid; on an I/O error the batches before it are stored.
+    /// name is invalid; on an I/O error the batches before it are stored. The search indexer
+    /// waits while this runs (see `BulkPut`): what it stores is searchable shortly after.
     pub fn put_many(&self, items: &[NewVersion<'_>]) -> Result<Vec<Version>, ArtifactError> {
         if let Some(bad) = items.iter().find(|i| !valid_name(i.name)) {
             return Err(ArtifactError::BadName(bad.name.to_owned()));
@@ -367,64 +421,63 @@ impl ArtifactStore {
             let prepared = self.prepare(one)?;
             return self.commit(items, vec![prepared]);
         }
-        // Workers take the next artifact as they finish one; this thread appends whatever is
-        // prepared in order, a batch of about `BULK_BYTES` at a time, while they go on.
-        let workers = crate::cores::available();
+        // One thread per core (this one too) prepares the next artifact; whichever finds a
+        // batch ready in order appends it, unless another is appending, and goes on preparing.
+        // No thread waits to be handed work. Measured against: an appending thread woken for
+        // each prepared artifact (the context switches cost more than the appends), and one
+        // woken per batch (199 against 218 MB/s: it preempted the preparing threads).
+        let _indexer_waits = BulkPut::start(&self.indexed);
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            // Bounded: workers wait when appending falls this far behind.
-            let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<Prepared, ArtifactError>)>(1024);
-            for _ in 0..workers {
-                let (send, next, stop) = (send.clone(), &next, &stop);
-                s.spawn(move || {
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { return };
-                        if send.send((i, self.prepare(item))).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(send);
-            let mut slots: Vec<Option<Prepared>> = Vec::new();
-            slots.resize_with(items.len(), || None);
-            let (mut out, mut batch, mut start, mut ready, mut bytes) = (Vec::with_capacity(items.len()), Vec::new(), 0, 0, 0);
-            let mut failed = None;
-            for (i, prepared) in receive.iter() {
+        let bulk = Mutex::new(Bulk { slots: std::iter::repeat_with(|| None).take(items.len()).collect(), ..Bulk::default() });
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { return };
+                let prepared = self.prepare(item);
+                let mut b = bulk.lock().unwrap_or_else(|p| p.into_inner());
+                if b.failed.is_some() {
+                    return;
+                }
                 match prepared {
-                    Ok(p) => slots[i] = Some(p),
+                    Ok(p) => b.slots[i] = Some(p),
                     Err(e) => {
-                        failed.get_or_insert(e);
-                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        b.failed = Some(e);
+                        return;
                     }
                 }
-                if failed.is_some() {
-                    continue;
+                while b.ready < items.len() && b.slots[b.ready].is_some() {
+                    b.bytes += items[b.ready].bytes.len();
+                    b.ready += 1;
                 }
-                while let Some(p) = slots.get_mut(ready).and_then(Option::take) {
-                    batch.push(p);
-                    bytes += items[ready].bytes.len();
-                    ready += 1;
-                    if bytes >= BULK_BYTES || ready == items.len() {
-                        match self.commit(&items[start..ready], std::mem::take(&mut batch)) {
-                            Ok(versions) => out.extend(versions),
-                            Err(e) => {
-                                failed = Some(e);
-                                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                                break;
-                            }
-                        }
-                        (start, bytes) = (ready, 0);
+                // Append while a batch is ready (and then what became ready meanwhile).
+                while !b.appending && b.failed.is_none() && b.ready > b.start && (b.bytes >= BULK_BYTES || b.ready - b.start >= BULK_ITEMS || b.ready == items.len()) {
+                    let (from, to) = (b.start, b.ready);
+                    let batch: Vec<Prepared> = b.slots[from..to].iter_mut().filter_map(Option::take).collect();
+                    (b.start, b.bytes, b.appending) = (to, 0, true);
+                    drop(b);
+                    let appended = self.commit(&items[from..to], batch);
+                    b = bulk.lock().unwrap_or_else(|p| p.into_inner());
+                    b.appending = false;
+                    match appended {
+                        Ok(versions) => b.done.push((from, versions)),
+                        Err(e) => b.failed = Some(e),
                     }
                 }
             }
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(out),
+        };
+        std::thread::scope(|s| {
+            for _ in 1..crate::cores::available() {
+                s.spawn(work);
             }
-        })
+            work();
+        });
+        let b = bulk.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = b.failed {
+            return Err(e);
+        }
+        let mut done = b.done;
+        done.sort_by_key(|(from, _)| *from);
+        Ok(done.into_iter().flat_map(|(_, versions)| versions).collect())
     }
 
     /// One artifact's chunks, recipe and quality score, ready to append.
@@ -449,12 +502,16 @@ impl ArtifactStore {
     /// journal's lock (numbers follow write order, and an artifact identical to its name's
     /// latest version — durable or still in flight — makes no new one).
     fn commit(&self, items: &[NewVersion<'_>], prepared: Vec<Prepared>) -> Result<Vec<Version>, ArtifactError> {
-        let mut records = Vec::new();
+        // A bulk write's recipes and versions go in one group (see `pack::group_of`).
+        let bulk = items.len() > 1;
+        let (mut records, mut small) = (Vec::new(), Vec::new());
         let mut seen = std::collections::HashSet::new();
         let mut rest = Vec::with_capacity(prepared.len());
         for p in prepared {
             // Identical files in one batch (licences, say) are written once.
-            records.extend(p.records.into_iter().filter(|r| seen.insert((r.kind as u8, r.key))));
+            for r in p.records.into_iter().filter(|r| seen.insert((r.kind as u8, r.key))) {
+                if bulk && r.kind != Kind::Chunk { small.push(r) } else { records.push(r) }
+            }
             rest.push((p.blob, p.len, p.quality));
         }
         // A new version, or the number of an identical one still in flight (read back from
@@ -484,12 +541,19 @@ impl ArtifactStore {
                 let last = numbered.get(item.name).map(|f| f.version).max(catalog.highest.get(item.name).copied());
                 let number = last.map_or(1, |l| l + 1);
                 let v = Version { name: item.name.to_owned(), version: number, blob, len, parent: last, created_at: now_rfc3339(), quality, meta: item.meta.clone() };
-                let payload = crate::catalog::encode_version(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+                // Plain JSON inside a group (compressed with its neighbours), else compressed alone.
+                let payload = if bulk { serde_json::to_vec(&v).map_err(std::io::Error::other) } else { crate::catalog::encode_version(&v).map_err(std::io::Error::other) };
+                let payload = payload.map_err(|e| StoreError::Io { path: self.root.clone(), source: e })?;
                 out.push(Record { kind: Kind::Version, key: version_key(item.name, number), payload, decoded: Some(Box::new(v.clone())) });
                 numbered.insert(item.name.to_owned(), InFlight { version: number, blob: v.blob.clone(), len, meta: v.meta.clone() });
                 made.push(Ok(v));
             }
-            Ok(out)
+            if !bulk || small.len() + out.len() == 0 {
+                return Ok(out);
+            }
+            small.append(&mut out);
+            let group = crate::pack::group_of(std::mem::take(&mut small)).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
+            Ok(vec![group])
         };
         let appended = self.blobs.journal.append(records, Some(&mut make));
         // Durable (or failed): the catalog knows these now, so they need not be held here.

@@ -92,9 +92,6 @@ pub(crate) struct Record {
     pub decoded: Option<Decoded>,
 }
 
-/// A record with its bytes framed: kind, key, the framed bytes, what it decodes to.
-type Framed = (Kind, [u8; 32], Vec<u8>, Option<Decoded>);
-
 /// A record's payload, decoded (the catalog knows the type per kind).
 pub(crate) type Decoded = Box<dyn std::any::Any + Send>;
 
@@ -126,11 +123,8 @@ pub(crate) struct Damage {
 
 struct Pending {
     loc: Loc,
-    kind: Kind,
-    key: [u8; 32],
-    decoded: Option<Decoded>,
-    /// The whole framed record.
-    bytes: Vec<u8>,
+    head: [u8; HEADER],
+    record: Record,
 }
 
 struct WriteState {
@@ -217,20 +211,28 @@ fn check_of(kind: u8, key: &[u8; 32], payload: &[u8]) -> [u8; 16] {
     out
 }
 
-fn frame(r: &Record) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + r.payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(r.kind as u8);
-    out.extend_from_slice(&r.key);
-    out.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&check_of(r.kind as u8, &r.key, &r.payload));
-    out.extend_from_slice(&r.payload);
+/// What goes in front of a record's payload. Written with it in one vectored write: copying
+/// each payload behind its header cost the appending thread a copy (and fresh pages) of
+/// everything it wrote.
+fn header(r: &Record) -> [u8; HEADER] {
+    let mut out = [0u8; HEADER];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = r.kind as u8;
+    out[5..37].copy_from_slice(&r.key);
+    out[37..41].copy_from_slice(&(r.payload.len() as u32).to_le_bytes());
+    out[41..].copy_from_slice(&check_of(r.kind as u8, &r.key, &r.payload));
     out
 }
 
 /// Marks a group payload: `1 | raw length u32 LE | zstd frame` of the members, each
 /// `kind u8 | key [32] | len u32 LE | payload`.
 const GROUP_ZSTD: u8 = 1;
+/// The same, for a group a bulk write made (`group_of`): compaction regroups its members the
+/// way it keeps them at rest (sorted by name, compressed harder), and recompresses the chunks
+/// written with it.
+const GROUP_FRESH: u8 = 2;
+/// Fresh groups are made under the journal's lock: compress them quickly.
+const FRESH_LEVEL: i32 = 3;
 /// A group holds members up to about this many bytes (one at least).
 const GROUP_BYTES: usize = 1 << 20;
 /// Groups are written once, read on every open: compress them well.
@@ -252,25 +254,50 @@ fn group(mut records: Vec<Record>) -> Result<Vec<Record>, String> {
     let mut raws = vec![Vec::new()];
     for r in records {
         let raw = raws.last_mut().ok_or("no group")?;
-        raw.push(r.kind as u8);
-        raw.extend_from_slice(&r.key);
-        raw.extend_from_slice(&u32::try_from(r.payload.len()).map_err(|e| e.to_string())?.to_le_bytes());
-        raw.extend_from_slice(&r.payload);
+        push_member(raw, &r)?;
         if raw.len() >= GROUP_BYTES {
             raws.push(Vec::new());
         }
     }
     raws.retain(|r| !r.is_empty());
-    let seal = |raw: &Vec<u8>| -> Result<Record, String> {
-        let z = zstd::bulk::compress(raw, GROUP_LEVEL).map_err(|e| e.to_string())?;
-        let mut payload = Vec::with_capacity(z.len() + 5);
-        payload.push(GROUP_ZSTD);
-        payload.extend_from_slice(&u32::try_from(raw.len()).map_err(|e| e.to_string())?.to_le_bytes());
-        payload.extend_from_slice(&z);
-        Ok(Record { kind: Kind::Group, key: *blake3::hash(raw).as_bytes(), payload, decoded: None })
-    };
     // Compressing is the work: the groups are compressed on all cores.
-    crate::cores::map(&raws, crate::cores::available(), seal).into_iter().collect()
+    crate::cores::map(&raws, crate::cores::available(), |raw| seal_group(raw, GROUP_ZSTD, GROUP_LEVEL)).into_iter().collect()
+}
+
+/// A member's bytes inside a group: `kind u8 | key [32] | len u32 LE | payload`.
+fn push_member(raw: &mut Vec<u8>, r: &Record) -> Result<(), String> {
+    raw.push(r.kind as u8);
+    raw.extend_from_slice(&r.key);
+    raw.extend_from_slice(&u32::try_from(r.payload.len()).map_err(|e| e.to_string())?.to_le_bytes());
+    raw.extend_from_slice(&r.payload);
+    Ok(())
+}
+
+/// A group record (`mark` says which kind) of members laid out in `raw`, compressed at `level`.
+fn seal_group(raw: &[u8], mark: u8, level: i32) -> Result<Record, String> {
+    let z = crate::blobs::compress(raw, level).ok_or("does not compress")?;
+    let mut payload = Vec::with_capacity(z.len() + 5);
+    payload.push(mark);
+    payload.extend_from_slice(&u32::try_from(raw.len()).map_err(|e| e.to_string())?.to_le_bytes());
+    payload.extend_from_slice(&z);
+    Ok(Record { kind: Kind::Group, key: *blake3::hash(raw).as_bytes(), payload, decoded: None })
+}
+
+/// A bulk write's small records (recipes, versions) as one group, in their order: one frame,
+/// checksum and catalog entry point instead of one each, and compressed together (a name's
+/// JSON compresses against its neighbours'). The members go to the catalog from memory
+/// (`apply_to`), as they would have one by one.
+pub(crate) fn group_of(records: Vec<Record>) -> Result<Record, String> {
+    let mut raw = Vec::with_capacity(records.iter().map(|r| 37 + r.payload.len()).sum());
+    for r in &records {
+        if !groupable(r.kind) {
+            return Err(format!("a {:?} record cannot be grouped", r.kind));
+        }
+        push_member(&mut raw, r)?;
+    }
+    let mut group = seal_group(&raw, GROUP_FRESH, FRESH_LEVEL)?;
+    group.decoded = Some(Box::new(records));
+    Ok(group)
 }
 
 /// A record inside a group: kind, key, payload.
@@ -278,7 +305,7 @@ pub(crate) type Member = (Kind, [u8; 32], Vec<u8>);
 
 /// The members of a group record's payload, checked against the group's key.
 pub(crate) fn members(key: &[u8; 32], payload: &[u8]) -> Result<Vec<Member>, String> {
-    let (Some(&GROUP_ZSTD), Some(len)) = (payload.first(), payload.get(1..5)) else { return Err("not a group payload".to_owned()) };
+    let (Some(&(GROUP_ZSTD | GROUP_FRESH)), Some(len)) = (payload.first(), payload.get(1..5)) else { return Err("not a group payload".to_owned()) };
     let len = u32::from_le_bytes(len.try_into().map_err(|_| "short group header".to_owned())?) as usize;
     if len > PACK_LIMIT as usize * 4 {
         return Err(format!("claims {len} bytes of members"));
@@ -301,10 +328,18 @@ pub(crate) fn members(key: &[u8; 32], payload: &[u8]) -> Result<Vec<Member>, Str
     Ok(out)
 }
 
-/// Applies a record to the catalog, each member of a group in turn (at the group's place).
+/// Applies a record to the catalog, each member of a group in turn (at the group's place;
+/// from memory when the group was just written by `group_of`).
 fn apply_to<C: Catalog>(catalog: &mut C, kind: Kind, key: [u8; 32], payload: Option<&[u8]>, loc: Loc, decoded: Option<Decoded>) {
     if kind != Kind::Group {
         return catalog.apply(kind, key, payload, loc, decoded);
+    }
+    if let Some(Ok(records)) = decoded.map(|d| d.downcast::<Vec<Record>>()) {
+        for r in *records {
+            let payload = C::wants_payload(r.kind).then_some(r.payload.as_slice());
+            catalog.apply(r.kind, r.key, payload, loc, r.decoded);
+        }
+        return;
     }
     match members(&key, payload.unwrap_or_default()) {
         Ok(members) => {
@@ -440,6 +475,26 @@ impl<C> Drop for Journal<C> {
     }
 }
 
+/// Writes a run of records (headers and payloads) at `offset`, in vectored writes of at most
+/// `IOV_MAX` (1024) slices, going on after a short write.
+fn write_run_at(file: &File, run: &[Pending], mut offset: u64) -> std::io::Result<()> {
+    for part in run.chunks(512) {
+        let mut slices: Vec<std::io::IoSlice<'_>> = part.iter().flat_map(|p| [std::io::IoSlice::new(&p.head), std::io::IoSlice::new(&p.record.payload)]).collect();
+        let mut rest = slices.as_mut_slice();
+        while !rest.is_empty() {
+            let n = match rustix::io::pwritev(file, rest, offset) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            offset += n as u64;
+            std::io::IoSlice::advance_slices(&mut rest, n);
+        }
+    }
+    Ok(())
+}
+
 impl<C: Catalog> Journal<C> {
     /// Opens the journal in `dir` (creating it), replaying every pack into `catalog`.
     pub fn open(dir: &Path, mut catalog: C) -> Result<Self, StoreError> {
@@ -519,23 +574,23 @@ impl<C: Catalog> Journal<C> {
     /// records are written in, e.g. to number versions); returns once all are durable and in
     /// the catalog.
     pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Vec<Record>, StoreError>>) -> Result<(), StoreError> {
-        let mut framed: Vec<Framed> = records.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)).collect();
+        let mut framed: Vec<([u8; HEADER], Record)> = records.into_iter().map(|r| (header(&r), r)).collect();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, e)) = &st.failed {
             return Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(format!("an earlier write failed ({e}); reopen the store")) });
         }
         if let Some(last) = last {
-            framed.extend(last()?.into_iter().map(|r| (r.kind, r.key, frame(&r), r.decoded)));
+            framed.extend(last()?.into_iter().map(|r| (header(&r), r)));
         }
-        for (kind, key, bytes, decoded) in framed {
-            let len = bytes.len() as u64;
+        for (head, record) in framed {
+            let len = (HEADER + record.payload.len()) as u64;
             if st.end > 0 && st.end + len > PACK_LIMIT {
                 st.pack += 1;
                 st.end = 0;
             }
-            let loc = Loc { pack: st.pack, offset: st.end, len: (bytes.len() - HEADER) as u32 };
+            let loc = Loc { pack: st.pack, offset: st.end, len: record.payload.len() as u32 };
             st.end += len;
-            st.batch.push(Pending { loc, kind, key, decoded, bytes });
+            st.batch.push(Pending { loc, head, record });
         }
         st.issued += 1;
         let ticket = st.issued;
@@ -556,15 +611,16 @@ impl<C: Catalog> Journal<C> {
             st.generation += 1;
             st.in_flight = st.issued;
             let generation = st.generation;
-            let mut batch = std::mem::take(&mut st.batch);
+            let batch = std::mem::take(&mut st.batch);
             let (first, upto, current) = (st.durable + 1, st.issued, st.pack);
             drop(st);
             let written = self.write_batch(&batch, current);
             if written.is_ok() {
                 let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-                for p in &mut batch {
-                    let payload = C::wants_payload(p.kind).then(|| &p.bytes[HEADER..]);
-                    apply_to(&mut *catalog, p.kind, p.key, payload, p.loc, p.decoded.take());
+                for p in batch {
+                    let r = p.record;
+                    let payload = C::wants_payload(r.kind).then_some(r.payload.as_slice());
+                    apply_to(&mut *catalog, r.kind, r.key, payload, p.loc, r.decoded);
                 }
             }
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -574,7 +630,10 @@ impl<C: Catalog> Journal<C> {
                 st.failed = Some((first, e.to_string()));
             }
             self.synced[(generation % 2) as usize].notify_all();
-            if !st.batch.is_empty() {
+            // Tickets issued meanwhile wait for the next batch: wake one to lead it. (Not "if
+            // records wait": an append can add none — an identical put, a seal — and its
+            // writer then slept forever.)
+            if st.issued > st.durable {
                 self.synced[((generation + 1) % 2) as usize].notify_one();
             }
         }
@@ -582,23 +641,17 @@ impl<C: Catalog> Journal<C> {
 
     fn write_batch(&self, batch: &[Pending], current: u32) -> Result<(), StoreError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let mut i = 0;
-        while i < batch.len() {
-            let pack = batch[i].loc.pack;
-            let offset = batch[i].loc.offset;
-            let mut bytes = Vec::new();
-            while i < batch.len() && batch[i].loc.pack == pack {
-                bytes.extend_from_slice(&batch[i].bytes);
-                i += 1;
-            }
+        for run in batch.chunk_by(|a, b| a.loc.pack == b.loc.pack) {
+            let (pack, offset) = (run[0].loc.pack, run[0].loc.offset);
+            let written: u64 = run.iter().map(|p| (HEADER + p.record.payload.len()) as u64).sum();
             if pack != tail.pack {
                 tail.move_to(pack, &self.files);
             }
             let path = self.pack_path(pack);
             let (file, created) = self.file_for_writing(pack)?;
-            let end = offset + bytes.len() as u64;
+            let end = offset + written;
             if end > tail.file_len {
-                if bytes.len() as u64 <= PREFILL_UP_TO {
+                if written <= PREFILL_UP_TO {
                     // Fills grow (64 KiB, doubling to `PREFILL`) while small writes keep
                     // coming: a lone one (a restore after a sweep) waits for a small fill.
                     let target = (end + tail.fill).min(PACK_LIMIT).max(end);
@@ -610,7 +663,7 @@ impl<C: Catalog> Journal<C> {
                     tail.fill = FIRST_FILL;
                 }
             }
-            file.write_all_at(&bytes, offset).map_err(io(&path))?;
+            write_run_at(&file, run, offset).map_err(io(&path))?;
             file.sync_data().map_err(io(&path))?;
             tail.data_end = tail.data_end.max(end);
             if created {
@@ -745,7 +798,7 @@ impl<C: Catalog> Journal<C> {
                             } else if kind == Kind::Chunk {
                                 chunks.push(Record { kind, key, payload, decoded: None });
                             } else {
-                                grouped += usize::from(f.kind == Kind::Group);
+                                grouped += usize::from(f.kind == Kind::Group && f.payload.first() == Some(&GROUP_ZSTD));
                                 loose.push(Record { kind, key, payload, decoded: None });
                             }
                         }
@@ -791,5 +844,42 @@ impl<C: Catalog> Journal<C> {
         }
         progress(total, total);
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::StoreCatalog;
+
+    /// Regression: an append that adds no records (an identical put, a seal) and queued
+    /// behind a sync slept forever once no records were queued with it: the finishing leader
+    /// only woke a next one when records were waiting.
+    #[test]
+    fn an_append_adding_nothing_behind_a_sync_returns() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let journal = Arc::new(Journal::open(dir.path(), StoreCatalog::default()).unwrap_or_else(|e| panic!("{e}")));
+        for round in 0..8u8 {
+            let records: Vec<Record> = (0..8u8).map(|i| Record { kind: Kind::Chunk, key: *blake3::hash(&[round, i]).as_bytes(), payload: vec![i; 1 << 20], decoded: None }).collect();
+            let writer = {
+                let journal = Arc::clone(&journal);
+                std::thread::spawn(move || journal.append(records, None))
+            };
+            // Queue behind the write while it is under way.
+            while !journal.state.lock().unwrap_or_else(|p| p.into_inner()).leading && !writer.is_finished() {
+                std::thread::yield_now();
+            }
+            let (done, returned) = std::sync::mpsc::channel();
+            let empty = {
+                let journal = Arc::clone(&journal);
+                std::thread::spawn(move || {
+                    let appended = journal.append(Vec::new(), None);
+                    let _ = done.send(());
+                    appended
+                })
+            };
+            returned.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("round {round}: the empty append never returned"));
+            assert!(writer.join().is_ok_and(|r| r.is_ok()) && empty.join().is_ok_and(|r| r.is_ok()));
+        }
     }
 }
