@@ -394,7 +394,12 @@ impl ArtifactStore {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
         }
-        self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).cloned().ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+        self.known_history(name).ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+    }
+
+    /// A name's versions, if it has any (the name is not checked: callers did).
+    fn known_history(&self, name: &str) -> Option<Arc<Vec<Version>>> {
+        self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner()).names.get(name).cloned()
     }
 
     /// Stores `bytes` as the next version of `name`, its parent the current latest. Durable
@@ -482,7 +487,8 @@ impl ArtifactStore {
 
     /// One artifact's chunks, recipe and quality score, ready to append.
     fn prepare(&self, item: &NewVersion<'_>) -> Result<Prepared, ArtifactError> {
-        let history = self.history(item.name).ok();
+        // `put_many` checked the name; a new name's missing history is no error here.
+        let history = self.known_history(item.name);
         let latest = history.as_deref().and_then(|h| h.last());
         // The latest version's bytes again (a tool that saves every file each time): nothing
         // to chunk, compress or score; `commit` then finds it identical.
