@@ -259,6 +259,19 @@ struct Connection {
     subscriptions: Mutex<HashMap<u64, Arc<AtomicBool>>>,
     /// Terminals this client opened: closed when it goes.
     terminals: Mutex<Vec<u64>>,
+    /// Subscriptions made by the frame being answered: they start sending once its reply is
+    /// out, so a client learns a subscription's id before any of its events (a terminal's
+    /// backlog is ready at once and would otherwise overtake the reply).
+    held: Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Connection {
+    /// Lets the subscriptions made by the frame just answered start sending.
+    fn release_held(&self) {
+        for start in self.held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = start.send(());
+        }
+    }
 }
 
 impl Drop for Connection {
@@ -289,7 +302,13 @@ async fn connection(socket: WebSocket, server: Arc<Server>) {
         })
     };
     let rate = server.rate;
-    let conn = Arc::new(Connection { server, out, subscriptions: Mutex::new(HashMap::new()), terminals: Mutex::new(Vec::new()) });
+    let conn = Arc::new(Connection {
+        server,
+        out,
+        subscriptions: Mutex::new(HashMap::new()),
+        terminals: Mutex::new(Vec::new()),
+        held: Mutex::new(Vec::new()),
+    });
     let mut bucket = Bucket::new(rate);
     while let Some(message) = stream.next().await {
         let text = match message {
@@ -317,6 +336,7 @@ async fn connection(socket: WebSocket, server: Arc<Server>) {
         {
             break;
         }
+        conn.release_held();
     }
     drop(conn);
     writer.abort();
@@ -369,14 +389,17 @@ async fn answer(conn: &Arc<Connection>, req: Request) -> Option<Value> {
     id.map(|id| rpc::response(id, result))
 }
 
-/// A new subscription of this connection: its id, its stop flag, and the outgoing queue.
-type Subscription = (u64, Arc<AtomicBool>, mpsc::UnboundedSender<String>);
+/// A new subscription of this connection: its id, its stop flag, the outgoing queue, and the
+/// signal that the reply naming it is out (see `Connection::held`).
+type Subscription = (u64, Arc<AtomicBool>, mpsc::UnboundedSender<String>, tokio::sync::oneshot::Receiver<()>);
 
 fn new_subscription(conn: &Arc<Connection>) -> Subscription {
     let id = conn.server.next_subscription.fetch_add(1, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&stop));
-    (id, stop, conn.out.clone())
+    let (start, started) = tokio::sync::oneshot::channel();
+    conn.held.lock().unwrap_or_else(|p| p.into_inner()).push(start);
+    (id, stop, conn.out.clone(), started)
 }
 
 /// Starts forwarding a topic's events to this connection as `{method: "event", params:
@@ -476,7 +499,7 @@ fn coalesce(events: std::sync::mpsc::Receiver<TermEvent>) -> std::sync::mpsc::Re
 /// last; `describe` may also skip one (`None`). `keep` lives as long as the forwarding (e.g.
 /// the file watcher feeding the channel).
 fn forward<T: Send + 'static>(
-    (id, stop, out): Subscription,
+    (id, stop, out, started): Subscription,
     topic: &'static str,
     extra: Map<String, Value>,
     events: std::sync::mpsc::Receiver<T>,
@@ -485,6 +508,10 @@ fn forward<T: Send + 'static>(
 ) {
     tokio::task::spawn_blocking(move || {
         let _keep = keep;
+        // The connection ended before its reply went out: nothing to send to.
+        if started.blocking_recv().is_err() {
+            return;
+        }
         while !stop.load(Ordering::SeqCst) && !out.is_closed() {
             match events.recv_timeout(Duration::from_millis(200)) {
                 Ok(event) => {

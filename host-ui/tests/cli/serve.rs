@@ -405,12 +405,44 @@ async fn terminal_output_before_the_first_subscriber_is_not_lost() {
     let id = opened["result"]["terminal"].as_u64().unwrap_or_else(|| panic!("{opened}"));
     call(&mut ws, 2, "invoke", term("write", json!({"terminal": id, "data": "echo early-$((1+1))\n"}))).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    call(&mut ws, 3, "subscribe", json!({"topic": "terminal", "terminal": id})).await;
+    send(&mut ws, &json!({"jsonrpc": "2.0", "id": 3, "method": "subscribe", "params": {"topic": "terminal", "terminal": id}}).to_string()).await;
+    let reply = next(&mut ws).await;
+    assert!(reply["id"] == 3 && reply["result"].is_u64(), "the reply must come before the backlog: {reply}");
     let out = terminal_until(&mut ws, "early-2").await;
     // Once: the backlog, then only new output.
     notify(&mut ws, "invoke", term("write", json!({"terminal": id, "data": "echo late-$((2+2))\n"}))).await;
     let later = terminal_until(&mut ws, "late-4").await;
     assert!(!later.contains("early-2"), "the backlog came twice: {out} / {later}");
+}
+
+/// A terminal's backlog is ready the moment a subscription exists, and it used to overtake
+/// the reply naming the subscription: a client waiting for that reply (as `call` here does)
+/// dropped the backlog. This flaked `terminal_output_before_the_first_subscriber_is_not_lost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_reply_comes_before_its_first_event() {
+    let cli = Cli::new();
+    let served = serve(&cli, &[]);
+    let mut ws = connect(&served).await;
+    let opened = call(&mut ws, 1, "invoke", json!({"target": "pit/terminal", "op": "open", "payload": {}})).await;
+    let id = opened["result"]["terminal"].as_u64().unwrap_or_else(|| panic!("{opened}"));
+    let write = json!({"target": "pit/terminal", "op": "write", "payload": {"terminal": id, "data": "echo ready-$((3*3))\n"}});
+    notify(&mut ws, "invoke", write).await;
+    let mut known = std::collections::HashSet::new();
+    for n in 0..20u64 {
+        let request = json!({"jsonrpc": "2.0", "id": 100 + n, "method": "subscribe", "params": {"topic": "terminal", "terminal": id}});
+        send(&mut ws, &request.to_string()).await;
+        loop {
+            let message = next(&mut ws).await;
+            if message["id"] == 100 + n {
+                known.insert(message["result"].as_u64().unwrap_or_else(|| panic!("{message}")));
+                break;
+            }
+            let subscription = message["params"]["subscription"].as_u64();
+            assert!(subscription.is_some_and(|s| known.contains(&s)), "an event came before the reply naming its subscription: {message}");
+        }
+    }
+    // And the output still arrives (`terminal_until` fails after 10 s without it).
+    terminal_until(&mut ws, "ready-9").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
