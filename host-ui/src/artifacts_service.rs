@@ -45,7 +45,6 @@ impl ArtifactsService {
     pub fn with_store<T>(&self, f: impl FnOnce(&ArtifactStore, &StaleManager) -> Result<T, CallError>) -> Result<T, CallError> {
         let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let store = Arc::new(ArtifactStore::open(&self.root, 3).map_err(call_error)?);
             let (config, policy_error) = match symphony_stale::Config::load(&self.root) {
                 Ok(c) => (c, None),
                 Err(e) => {
@@ -53,6 +52,7 @@ impl ArtifactsService {
                     (symphony_stale::Config::parse("", &self.root, "defaults").map_err(stale_error)?, Some(e.to_string()))
                 }
             };
+            let store = Arc::new(ArtifactStore::open(&self.root, config.hot_level).map_err(call_error)?);
             let stale = Arc::new(StaleManager::with_config(Arc::clone(&store), config).map_err(stale_error)?);
             let schedule = stale.config().every.filter(|_| policy_error.is_none()).map(|every| stale.schedule(every));
             *guard = Some(Open { store, stale, policy_error, _schedule: schedule });

@@ -310,6 +310,31 @@ fn conductor_exec_runs_python_through_the_proxy_with_its_own_grants() {
     assert_eq!((answer["n"].as_u64(), answer["name_n"].as_u64()), (Some(1), Some(1)));
 }
 
+/// `[hot] level` in `stale.toml` is the zstd level chunks are put at: the same file takes
+/// less room at 19 than at 1.
+#[test]
+fn artifacts_are_compressed_at_the_level_stale_toml_sets() {
+    let mut report = String::new();
+    for i in 0..20_000u32 {
+        report.push_str(&format!("line {} of the report: value {} is {}\n", i, i.wrapping_mul(2_654_435_761) % 1000, ["fine", "late", "missing", "checked"][(i % 4) as usize]));
+    }
+    let stored = |level: u32| {
+        let cli = Cli::new();
+        std::fs::create_dir_all(cli.root.path().join("home/artifacts")).unwrap();
+        std::fs::write(cli.root.path().join("home/artifacts/stale.toml"), format!("[hot]\nlevel = {level}\n")).unwrap();
+        let file = cli.root.path().join("report.txt");
+        std::fs::write(&file, &report).unwrap();
+        let out = cli.run(&["artifacts", "put", "reports/big", file.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        assert_eq!(cli.run(&["artifacts", "get", "reports/big"]).stdout, report.as_bytes());
+        let out = cli.run(&["--json", "artifacts", "stats"]);
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        stats["stored_bytes"].as_u64().unwrap_or_else(|| panic!("{stats}"))
+    };
+    let (fast, small) = (stored(1), stored(19));
+    assert!(small < fast * 9 / 10, "level 19 stored {small} bytes, level 1 {fast}");
+}
+
 #[test]
 fn artifacts_put_get_log_and_verify_through_the_proxy() {
     let cli = Cli::new();

@@ -8,6 +8,8 @@
 //! blob's placement changes only after its new copy is durable.
 //!
 //! ```toml
+//! [hot]
+//! level = 3                         # zstd level of chunks as they are put (compaction: 9)
 //! [cold]
 //! url = "s3://bucket/prefix"        # or a local path; default `<store>/cold`
 //! options = { aws_endpoint = "http://127.0.0.1:9000", aws_allow_http = "true" }
@@ -53,8 +55,15 @@ pub struct Config {
     pub cold_url: String,
     pub cold_options: Vec<(String, String)>,
     pub every: Option<Duration>,
+    /// zstd level of warm packs.
     pub level: i32,
+    /// zstd level the store compresses chunks at when they are put (1–22; default 3, zstd's
+    /// own). Lower ingests faster; compaction recompresses at rest either way.
+    pub hot_level: i32,
 }
+
+/// The hot tier's zstd level when `stale.toml` sets none.
+pub const HOT_LEVEL: i32 = 3;
 
 impl Config {
     /// Reads `<store>/stale.toml`; without one: no rules (everything stays hot), cold packs
@@ -86,7 +95,13 @@ impl Config {
         }
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
+        struct HotDoc {
+            level: Option<i32>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
         struct Doc {
+            hot: Option<HotDoc>,
             cold: Option<ColdDoc>,
             sweep: Option<SweepDoc>,
             #[allow(dead_code)]
@@ -98,6 +113,13 @@ impl Config {
         let cold = doc.cold.unwrap_or(ColdDoc { url: None, options: HashMap::new() });
         let sweep = doc.sweep.unwrap_or(SweepDoc { every: None, level: None });
         let every = sweep.every.as_deref().map(|s| humantime::parse_duration(s).map_err(|e| bad(format!("[sweep] every: `{s}` is not a duration ({e})")))).transpose()?;
+        let zstd_level = |key: &str, level: Option<i32>, default: i32| match level {
+            None => Ok(default),
+            Some(l) if (1..=22).contains(&l) => Ok(l),
+            Some(l) => Err(bad(format!("{key}: {l} is not a zstd level (1–22)"))),
+        };
+        let hot_level = zstd_level("[hot] level", doc.hot.and_then(|h| h.level), HOT_LEVEL)?;
+        let level = zstd_level("[sweep] level", sweep.level, 19)?;
         let mut options: Vec<(String, String)> = cold.options.into_iter().collect();
         options.sort();
         Ok(Self {
@@ -105,7 +127,8 @@ impl Config {
             cold_url: cold.url.unwrap_or_else(|| store_root.join("cold").display().to_string()),
             cold_options: options,
             every,
-            level: sweep.level.unwrap_or(19).clamp(1, 22),
+            level,
+            hot_level,
         })
     }
 }

@@ -144,6 +144,8 @@ fn bad_policies_are_refused_naming_the_field() {
         ("[[rule]]\nwarm_afterr = \"1d\"", "warm_afterr"),
         ("[sweep]\nevery = \"often\"", "every"),
         ("[cold]\nurll = \"x\"", "urll"),
+        ("[hot]\nlevel = 0", "[hot] level: 0 is not a zstd level (1–22)"),
+        ("[sweep]\nlevel = 23", "[sweep] level: 23"),
     ] {
         match Config::parse(text, dir.path(), "stale.toml") {
             Err(StaleError::Policy(e)) => {
@@ -152,6 +154,15 @@ fn bad_policies_are_refused_naming_the_field() {
             other => panic!("{text} was accepted: {other:?}"),
         }
     }
+}
+
+#[test]
+fn zstd_levels_default_to_3_hot_and_19_warm() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = Config::parse("", dir.path(), "stale.toml").unwrap();
+    assert_eq!((default.hot_level, default.level), (3, 19));
+    let set = Config::parse("[hot]\nlevel = 1\n[sweep]\nlevel = 22", dir.path(), "stale.toml").unwrap();
+    assert_eq!((set.hot_level, set.level), (1, 22));
 }
 
 /// `s3s-fs` (built by `cargo xtask test`): an S3-protocol server over a directory.
