@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 const MAGIC: [u8; 4] = *b"SyR1";
 pub(crate) const HEADER: usize = 4 + 1 + 32 + 4 + 16;
@@ -183,11 +183,11 @@ pub(crate) struct Journal<C> {
     dir: PathBuf,
     files: RwLock<BTreeMap<u32, Arc<File>>>,
     pub catalog: RwLock<C>,
-    state: Mutex<WriteState>,
+    state: parking_lot::Mutex<WriteState>,
     /// Waiters by generation parity: those whose records are being written wait on the
     /// generation's, those queued for the next batch on the other. A leader that finishes
     /// wakes all of the first and one of the second (to lead), not everyone.
-    synced: [Condvar; 2],
+    synced: [parking_lot::Condvar; 2],
     /// Only the leader writes, so this lock is never contended.
     tail: Mutex<Tail>,
     /// What the open scan found damaged (torn tails kept aside, skipped records).
@@ -558,8 +558,8 @@ impl<C: Catalog> Journal<C> {
         }
         let pack = ids.last().copied().unwrap_or(1);
         let state = WriteState { pack, end, batch: Vec::new(), issued: 0, durable: 0, leading: false, generation: 0, in_flight: 0, failed: None };
-        Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: Mutex::new(state),
-            synced: [Condvar::new(), Condvar::new()],
+        Ok(Self { dir: dir.to_path_buf(), files: RwLock::new(files), catalog: RwLock::new(catalog), state: parking_lot::Mutex::new(state),
+            synced: [parking_lot::Condvar::new(), parking_lot::Condvar::new()],
             tail: Mutex::new(Tail { data_end: end, file_len: last_len, ..Tail::new(pack) }),
             damage,
             damaged,
@@ -575,7 +575,7 @@ impl<C: Catalog> Journal<C> {
     /// the catalog.
     pub fn append(&self, records: Vec<Record>, last: Option<&mut dyn FnMut() -> Result<Vec<Record>, StoreError>>) -> Result<(), StoreError> {
         let mut framed: Vec<([u8; HEADER], Record)> = records.into_iter().map(|r| (header(&r), r)).collect();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock();
         if let Some((_, e)) = &st.failed {
             return Err(StoreError::Io { path: self.dir.clone(), source: std::io::Error::other(format!("an earlier write failed ({e}); reopen the store")) });
         }
@@ -603,7 +603,7 @@ impl<C: Catalog> Journal<C> {
             }
             if st.leading {
                 let waiting_for = if ticket <= st.in_flight { st.generation } else { st.generation + 1 };
-                st = self.synced[(waiting_for % 2) as usize].wait(st).unwrap_or_else(|p| p.into_inner());
+                self.synced[(waiting_for % 2) as usize].wait(&mut st);
                 continue;
             }
             // Lead: write everything waiting, sync once, publish, wake the others.
@@ -623,7 +623,7 @@ impl<C: Catalog> Journal<C> {
                     apply_to(&mut *catalog, r.kind, r.key, payload, p.loc, r.decoded);
                 }
             }
-            st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st = self.state.lock();
             st.leading = false;
             st.durable = upto;
             if let Err(e) = written {
@@ -732,7 +732,7 @@ impl<C: Catalog> Journal<C> {
     /// rewritten. Waits for a batch being written.
     pub fn seal(&self) -> Result<(), StoreError> {
         {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.lock();
             if st.end > 0 {
                 st.pack += 1;
                 st.end = 0;
@@ -756,7 +756,7 @@ impl<C: Catalog> Journal<C> {
         mut dropped: impl FnMut(Kind, u64),
     ) -> Result<(), StoreError> {
         self.seal()?;
-        let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).pack;
+        let current = self.state.lock().pack;
         let sealed: Vec<u32> = self.packs().into_iter().filter(|&p| p < current).collect();
         let size = |p: u32| std::fs::metadata(self.pack_path(p)).map_or(0, |m| m.len());
         let total = sealed.iter().map(|&p| size(p)).sum();
@@ -866,7 +866,7 @@ mod tests {
                 std::thread::spawn(move || journal.append(records, None))
             };
             // Queue behind the write while it is under way.
-            while !journal.state.lock().unwrap_or_else(|p| p.into_inner()).leading && !writer.is_finished() {
+            while !journal.state.lock().leading && !writer.is_finished() {
                 std::thread::yield_now();
             }
             let (done, returned) = std::sync::mpsc::channel();
