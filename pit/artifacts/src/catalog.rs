@@ -27,10 +27,11 @@ pub enum Tier {
     Cold { pack: String },
 }
 
-/// A version record's payload is JSON, zstd-compressed against `VERSION_DICTIONARY` (a
+/// A version record's payload is JSON: plain (as puts write it; compaction gathers records
+/// into compressed groups at rest), or zstd-compressed against `VERSION_DICTIONARY` (a
 /// typical record: every record shares its keys and factor names, so one compresses to a
-/// few hundred bytes instead of ~700). The dictionary is part of the format: never change it;
-/// a new one would need a new marker. Plain JSON (records written before) still reads.
+/// few hundred bytes instead of ~700), as earlier puts and the legacy import wrote it. The
+/// dictionary is part of the format: never change it; a new one would need a new marker.
 const VERSION_DICTIONARY: &[u8] = br#"{"name":"src/lib.rs","version":2,"blob":"0000000000000000000000000000000000000000000000000000000000000000","len":1024,"parent":1,"created_at":"2026-01-01T00:00:00.000Z","meta":{"kind":"code","tags":[],"mime":"text/plain","author":"user","produced_by":"run-/","derived_from":["@1"]},"quality":{"score":0.5,"class":"code","factors":[{"name":"balanced","value":1.0,"weight":3.0,"detail":"every bracket closes"},{"name":"size","value":1.0,"weight":1.0,"detail":"100 lines"},{"name":"todo_density","value":1.0,"weight":1.0,"detail":"0 TODO/FIXME/XXX in 100 lines"},{"name":"tests","value":0.0,"weight":2.0,"detail":"no tests"},{"name":"comments","value":1.0,"weight":1.0,"detail":"10 % comment lines"},{"name":"structure","value":0.6666666666666666,"weight":2.0,"detail":"headings, lists, 3 paragraphs"},{"name":"length","value":1.0,"weight":1.0,"detail":"500 words"},{"name":"sentences","value":1.0,"weight":1.0,"detail":"mean sentence 12.0 words"},{"name":"parses","value":1.0,"weight":3.0,"detail":"parses as JSON"}]}}"#;
 /// Marks a compressed version payload (JSON starts with `{`).
 const VERSION_ZSTD: u8 = 1;
