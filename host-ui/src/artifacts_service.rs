@@ -1,6 +1,7 @@
 //! `pit/artifacts`: the artifact store through the proxy, so carets (with `pit.artifacts.<op>`
-//! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text, meta?}`,
-//! `get {spec}` (`name`, `name@N` or a blob hash), `log {name}`, `search {query, limit?}`
+//! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text | base64,
+//! meta?}`, `get {spec, encoding?}` (`name`, `name@N` or a blob hash; the content comes back as
+//! `text` when it is UTF-8, else as `base64`), `log {name}`, `search {query, limit?}`
 //! (ranked, with snippets), `stats`, `verify`, `gc` (removes what no version points at),
 //! `sweep {dry_run?}` (the stale manager: moves blobs to warm/cold tiers and deletes versions
 //! by the policy in `<home>/artifacts/stale.toml`; moved blobs come back on access). The store
@@ -8,6 +9,8 @@
 //! holds its write lock; a second one is told which process has it. When the policy sets
 //! `[sweep] every`, the sweep also runs on that schedule while the store is open.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -190,19 +193,34 @@ struct Sweep {
     dry_run: bool,
 }
 
+/// The content is `text` (UTF-8) or `base64` (any bytes, standard alphabet, padded): one of them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Put {
     name: String,
-    text: String,
+    text: Option<String>,
+    base64: Option<String>,
     #[serde(default)]
     meta: Meta,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Spec {
+struct Get {
     spec: String,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+/// How `get` carries content: `auto` (the default) as `text` when it is UTF-8, else as
+/// `base64`; `text` refuses binary content; `base64` always.
+#[derive(Deserialize, Default, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    #[default]
+    Auto,
+    Text,
+    Base64,
 }
 
 #[derive(Deserialize)]
@@ -267,18 +285,26 @@ impl ArtifactsService {
         let json = |v: serde_json::Value| Ok(v.to_string());
         match op {
             "put" => {
-                let Put { name, text, mut meta } = parse(op, payload)?;
+                let Put { name, text, base64, mut meta } = parse(op, payload)?;
+                let bytes = match (text, base64) {
+                    (Some(text), None) => text.into_bytes(),
+                    (None, Some(encoded)) => BASE64.decode(encoded.trim()).map_err(|e| CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `base64` of `{name}` does not decode: {e}")))?,
+                    _ => return Err(CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `{name}` needs its content as `text` or as `base64`, one of them"))),
+                };
                 if meta.author.is_empty() {
                     meta.author = principal.to_string();
                 }
-                json(serde_json::to_value(store.put(&name, text.as_bytes(), meta).map_err(call_error)?).unwrap_or_default())
+                json(serde_json::to_value(store.put(&name, &bytes, meta).map_err(call_error)?).unwrap_or_default())
             }
             "get" => {
-                let Spec { spec } = parse(op, payload)?;
+                let Get { spec, encoding } = parse(op, payload)?;
                 let bytes = store.get(&spec).map_err(call_error)?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| CallError::new(ErrorCode::Unsupported, format!("`{spec}` is binary; the proxy carries text artifacts only for now")))?;
-                json(serde_json::json!({ "spec": spec, "text": text }))
+                let text = if encoding == Encoding::Base64 { Err(bytes) } else { String::from_utf8(bytes).map_err(std::string::FromUtf8Error::into_bytes) };
+                match (text, encoding) {
+                    (Ok(text), _) => json(serde_json::json!({ "spec": spec, "text": text })),
+                    (Err(_), Encoding::Text) => Err(CallError::new(ErrorCode::Unsupported, format!("`{spec}` is binary (not UTF-8): ask for it with `encoding: base64`"))),
+                    (Err(bytes), _) => json(serde_json::json!({ "spec": spec, "base64": BASE64.encode(bytes) })),
+                }
             }
             "log" => {
                 let Name { name } = parse(op, payload)?;

@@ -2,6 +2,8 @@
 
 use crate::{demo, exit, output};
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -122,7 +124,7 @@ pub enum Command {
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
-    /// The artifact store (through `pit/artifacts`): put, get, log, verify.
+    /// The artifact store (through `pit/artifacts`): put, import, get, log, search, stats, verify, gc, sweep.
     #[command(subcommand)]
     Artifacts(ArtifactsCommand),
     /// The Conductor: Python reaching the proxy as its own principal.
@@ -199,7 +201,7 @@ pub enum CaretCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ArtifactsCommand {
-    /// Store FILE (text) as the next version of NAME.
+    /// Store FILE (any bytes) as the next version of NAME.
     Put {
         name: String,
         file: PathBuf,
@@ -493,8 +495,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             let (op, payload) = match &a {
                 ArtifactsCommand::Put { name, file, kind, tags } => {
-                    let text = std::fs::read_to_string(file).with_context(|| format!("reading {} (text artifacts only for now)", file.display()))?;
-                    ("put", serde_json::json!({ "name": name, "text": text, "meta": { "kind": kind, "tags": tags } }))
+                    // UTF-8 goes as text, anything else as base64 (`get` answers the same way).
+                    let (field, content) = match String::from_utf8(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?) {
+                        Ok(text) => ("text", text),
+                        Err(binary) => ("base64", BASE64.encode(binary.into_bytes())),
+                    };
+                    let mut put = serde_json::json!({ "name": name, "meta": { "kind": kind, "tags": tags } });
+                    put[field] = serde_json::Value::String(content);
+                    ("put", put)
                 }
                 ArtifactsCommand::Get { spec } => ("get", serde_json::json!({ "spec": spec })),
                 ArtifactsCommand::Log { name } => ("log", serde_json::json!({ "name": name })),
@@ -514,16 +522,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let value: serde_json::Value = serde_json::from_str(&answer).context("pit/artifacts answered non-JSON")?;
             match (&a, global.json) {
                 (_, true) => println!("{}", serde_json::to_string_pretty(&value)?),
-                (ArtifactsCommand::Get { .. }, false) => print!("{}", value["text"].as_str().unwrap_or_default()),
+                (ArtifactsCommand::Get { .. }, false) => {
+                    let bytes = match (value["text"].as_str(), value["base64"].as_str()) {
+                        (Some(text), _) => text.as_bytes().to_vec(),
+                        (None, Some(encoded)) => BASE64.decode(encoded).context("pit/artifacts answered base64 that does not decode")?,
+                        (None, None) => bail!("pit/artifacts answered a get without content"),
+                    };
+                    std::io::stdout().lock().write_all(&bytes).context("writing the artifact to stdout")?;
+                }
                 (ArtifactsCommand::Put { .. }, false) => println!("stored {}@{} (blob {}, {} bytes)", value["name"].as_str().unwrap_or_default(), value["version"], value["blob"].as_str().unwrap_or_default(), value["len"]),
                 (ArtifactsCommand::Log { .. }, false) => {
                     for v in value["versions"].as_array().into_iter().flatten() {
-                        println!("{}@{}  {}  {} bytes  by {}  parent {}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default(), v["parent"]);
+                        let parent = v["parent"].as_u64().map_or_else(|| "first version".to_owned(), |p| format!("parent @{p}"));
+                        println!("{}@{}  {}  {} bytes  by {}  {parent}", v["name"].as_str().unwrap_or_default(), v["version"], v["created_at"].as_str().unwrap_or_default(), v["len"], v["meta"]["author"].as_str().unwrap_or_default());
                     }
                 }
                 (ArtifactsCommand::Stats, false) => {
                     println!("{} names, {} versions, {} bytes as stored whole", value["names"], value["versions"], value["logical_bytes"]);
-                    println!("{} blobs, {} chunks, {} bytes on disk (×{:.2} saved by dedup and compression)", value["blobs"], value["chunks"], value["stored_bytes"], value["saving"].as_f64().unwrap_or_default());
+                    // `saving`: bytes as stored whole over bytes on disk.
+                    let saving = value["saving"].as_f64().unwrap_or_default();
+                    let effect = match (value["stored_bytes"].as_u64().unwrap_or_default(), saving) {
+                        (0, _) => String::new(),
+                        (_, s) if s >= 1.0 => format!(" ({s:.2}× smaller than stored whole: dedup and compression)"),
+                        _ => " (more than stored whole: in a store this small, record headers outweigh compression)".to_owned(),
+                    };
+                    println!("{} blobs, {} chunks, {} bytes on disk{effect}", value["blobs"], value["chunks"], value["stored_bytes"]);
                     let quality = value["mean_quality"].as_f64().map_or_else(|| "-".to_owned(), |q| format!("{q:.2}"));
                     println!("{} names searchable; mean quality of the latest versions {quality}", value["indexed"]);
                 }

@@ -335,6 +335,23 @@ fn artifacts_are_compressed_at_the_level_stale_toml_sets() {
     assert!(small < fast * 9 / 10, "level 19 stored {small} bytes, level 1 {fast}");
 }
 
+/// Any bytes go in and come out whole: the proxy carries what is not UTF-8 as base64.
+#[test]
+fn artifacts_binary_files_round_trip() {
+    let cli = Cli::new();
+    let file = cli.root.path().join("logo.png");
+    let bytes: Vec<u8> = (0..=255u8).chain([0xff, 0xfe, 0x00, 0xc3, 0x28]).cycle().take(70_000).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let out = cli.run(&["artifacts", "put", "images/logo.png", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = cli.run(&["artifacts", "get", "images/logo.png"]);
+    assert_eq!((code(&out), out.stdout.len()), (0, bytes.len()), "{}", text(&out.stderr));
+    assert!(out.stdout == bytes, "the bytes differ");
+    let out = cli.run(&["--json", "artifacts", "log", "images/logo.png"]);
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log["versions"][0]["quality"]["class"], "binary", "{log}");
+}
+
 #[test]
 fn artifacts_put_get_log_and_verify_through_the_proxy() {
     let cli = Cli::new();
@@ -349,7 +366,7 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly@1"]).stdout), "# Report\nall good\n");
     assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly"]).stdout), "# Report\nall good\nand more\n");
     let log = text(&cli.run(&["artifacts", "log", "reports/weekly"]).stdout);
-    assert!(log.contains("reports/weekly@1") && log.contains("reports/weekly@2") && log.contains("parent 1") && log.contains("by user"), "{log}");
+    assert!(log.contains("reports/weekly@1") && log.contains("reports/weekly@2") && log.contains("first version") && log.contains("parent @1") && log.contains("by user"), "{log}");
     let out = cli.run(&["artifacts", "get", "reports/weekly@7"]);
     assert_eq!(code(&out), 4, "{}", text(&out.stderr));
     // Each put ran in a process of its own that has since exited: the index kept them.

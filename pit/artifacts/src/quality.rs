@@ -70,6 +70,11 @@ pub fn class_of(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> &'static st
     }
 }
 
+/// `1 line`, `2 lines`: a factor's detail is read by people too.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 fn factor(name: &str, value: f64, weight: f64, detail: String) -> Factor {
     Factor { name: name.to_owned(), value: value.clamp(0.0, 1.0), weight, detail }
 }
@@ -350,8 +355,8 @@ fn assess_code(text: &str) -> Vec<Factor> {
     let ratio = comments as f64 / n;
     vec![
         balanced,
-        factor("size", band(n_lines as f64, 0.0, 10.0, 2000.0, 20000.0), 1.0, format!("{n_lines} lines")),
-        factor("todo_density", 1.0 - per_100 / 5.0, 1.0, format!("{todos} TODO/FIXME/XXX in {n_lines} lines")),
+        factor("size", band(n_lines as f64, 0.0, 10.0, 2000.0, 20000.0), 1.0, count(n_lines, "line")),
+        factor("todo_density", 1.0 - per_100 / 5.0, 1.0, format!("{todos} TODO/FIXME/XXX in {}", count(n_lines, "line"))),
         factor("tests", if has_tests { 1.0 } else { 0.0 }, 2.0, if has_tests { "test markers present" } else { "no tests" }.to_owned()),
         factor("comments", band(ratio, 0.0, 0.05, 0.40, 1.0), 1.0, format!("{:.0} % comment lines", ratio * 100.0)),
     ]
@@ -380,7 +385,7 @@ fn assess_text(text: &str) -> Vec<Factor> {
             2.0,
             format!("{}headings, {}lists, {paragraphs} paragraphs", if headings { "" } else { "no " }, if lists { "" } else { "no " }),
         ),
-        factor("length", band(words as f64, 0.0, 50.0, 5000.0, 50000.0), 1.0, format!("{words} words")),
+        factor("length", band(words as f64, 0.0, 50.0, 5000.0, 50000.0), 1.0, count(words, "word")),
         factor("sentences", band(mean, 2.0, 8.0, 30.0, 80.0), 1.0, format!("{mean:.1} words per sentence")),
     ]
 }
@@ -460,7 +465,7 @@ fn assess_data(name: &str, mime: &str, text: &str) -> Vec<Factor> {
             Ok(()) => factor("parses", 1.0, 3.0, "parses".to_owned()),
             Err(why) => factor("parses", 0.0, 3.0, why),
         },
-        factor("size", if text.is_empty() || text.len() > 10 << 20 { 0.0 } else { 1.0 }, 1.0, format!("{} bytes", text.len())),
+        factor("size", if text.is_empty() || text.len() > 10 << 20 { 0.0 } else { 1.0 }, 1.0, count(text.len(), "byte")),
     ]
 }
 
@@ -473,7 +478,7 @@ pub fn assess(name: &str, kind: &str, mime: &str, bytes: &[u8]) -> Quality {
         ("code", Ok(text)) => assess_code(text),
         ("text", Ok(text)) => assess_text(text),
         ("data", Ok(text)) => assess_data(name, mime, text),
-        _ => vec![factor("size", if bytes.is_empty() { 0.0 } else { 1.0 }, 1.0, format!("{} bytes", bytes.len()))],
+        _ => vec![factor("size", if bytes.is_empty() { 0.0 } else { 1.0 }, 1.0, count(bytes.len(), "byte"))],
     };
     let weight: f64 = factors.iter().map(|f| f.weight).sum();
     let score = if weight > 0.0 { factors.iter().map(|f| f.value * f.weight).sum::<f64>() / weight } else { 0.0 };
