@@ -201,6 +201,9 @@ impl Drop for BulkPut<'_> {
     }
 }
 
+/// How long the indexer lets puts gather once one arrives (a small part of `COMMIT_EVERY`).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Follows the journal: indexes the latest version of each name a record touched, in order,
 /// and tells the index (and `commit_index`) how far it got.
 fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, search: &SearchIndex, progress: &Progress) {
@@ -211,6 +214,9 @@ fn indexer(feed: &std::sync::mpsc::Receiver<(u64, String)>, blobs: &BlobStore, s
             bulk_puts = progress.bulk_done.wait(bulk_puts).unwrap_or_else(|p| p.into_inner());
         }
         drop(bulk_puts);
+        // Let puts gather for a moment: woken for each one, the indexer (and tantivy's
+        // threads, woken per document) cost concurrent writers a context switch per put.
+        std::thread::sleep(LINGER);
         let mut batch = vec![first];
         while batch.len() < 4096
             && let Ok(next) = feed.try_recv()

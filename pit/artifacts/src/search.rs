@@ -3,7 +3,8 @@
 //! indexed but not stored in the index (the artifact store has it): snippets are made from the
 //! hits' content read back at search time, which keeps indexing cheap and the index small.
 //!
-//! Near-real-time: a put is indexed at once and a committer thread commits (and reloads the
+//! Near-real-time: a put is indexed within a few milliseconds (the store's indexer lets puts
+//! gather for `LINGER` in `names.rs`) and a committer thread commits (and reloads the
 //! searcher) within `COMMIT_EVERY` of it, so a put is searchable within ~that bound — or
 //! within `COMMIT_WHILE_BUSY` while puts arrive faster than they are indexed. The
 //! index is derived data: if it is missing or does not open, the store deletes it and rebuilds
