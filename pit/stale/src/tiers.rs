@@ -18,7 +18,20 @@ pub struct Cold {
     prefix: object_store::path::Path,
     /// Named in errors and reports (the URL, credentials left out).
     pub url: String,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Dropping a runtime blocks until its tasks end, which tokio refuses (with a panic) inside
+/// another runtime's async context: `symphony serve` drops the kernel, and with it this tier,
+/// from one. Nothing runs on this runtime between calls (`run` blocks until its future is
+/// done), so there is nothing to wait for.
+impl Drop for Cold {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Cold {
@@ -52,7 +65,7 @@ impl Cold {
             (Arc::from(store), prefix)
         };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
-        Ok(Self { store, prefix, url: url.to_owned(), runtime })
+        Ok(Self { store, prefix, url: url.to_owned(), runtime: Some(runtime) })
     }
 
     fn key(&self, pack: &str) -> object_store::path::Path {
@@ -61,8 +74,9 @@ impl Cold {
 
     /// Runs an object-store future to completion on this tier's runtime, from a thread of its
     /// own (the caller may be inside another runtime).
-    fn run<T: Send>(&self, fut: impl std::future::Future<Output = T> + Send) -> T {
-        std::thread::scope(|s| s.spawn(|| self.runtime.block_on(fut)).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
+    fn run<T: Send>(&self, fut: impl std::future::Future<Output = Result<T, object_store::Error>> + Send) -> Result<T, object_store::Error> {
+        let Some(runtime) = &self.runtime else { return Err(object_store::Error::Generic { store: "cold tier", source: "the tier is closed".into() }) };
+        std::thread::scope(|s| s.spawn(|| runtime.block_on(fut)).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
     pub fn put(&self, pack: &str, bytes: Vec<u8>) -> Result<(), StaleError> {

@@ -239,3 +239,21 @@ fn the_cold_tier_in_a_real_s3_server() {
     }
     assert_eq!(store.get("reports/weekly@4").unwrap(), text(3));
 }
+
+/// `symphony serve` dropped its kernel, and with it the cold tier and its runtime, from inside
+/// tokio's async context, and tokio panics when a runtime is dropped there: the server panicked
+/// on every shutdown after the artifact store had been opened.
+#[test]
+fn a_stale_manager_with_its_cold_tier_drops_inside_an_async_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ArtifactStore::open(dir.path().join("store"), 3).unwrap());
+    let stale = StaleManager::open(Arc::clone(&store)).unwrap();
+    let cold = symphony_stale::tiers::Cold::open(dir.path().join("cold").to_str().unwrap(), &[]).unwrap();
+    let server = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    server.block_on(async move {
+        drop(cold);
+        drop(stale);
+    });
+    // The store still works after its manager is gone.
+    store.put("reports/x", b"x", Meta::default()).unwrap();
+}
