@@ -124,6 +124,30 @@ async function answer(page, button, text) {
   await modal.getByRole('button', { name: button, exact: true }).click();
   await modal.waitFor({ state: 'detached' });
 }
+/** Calls the proxy from the page over a socket of its own, as any JSON-RPC client would. */
+async function invoke(page, target, op, payload) {
+  const url = `${origin.replace(/^http/, 'ws')}/rpc?token=${TOKEN}`;
+  return page.evaluate(
+    async ({ url, target, op, payload }) => {
+      const ws = new WebSocket(url);
+      await new Promise((opened, failed) => {
+        ws.onopen = opened;
+        ws.onerror = () => failed(new Error(`cannot open ${url}`));
+      });
+      const reply = await new Promise((answered) => {
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.id === 1) answered(m);
+        };
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'invoke', params: { target, op, payload } }));
+      });
+      ws.close();
+      if (reply.error) throw new Error(`${target} ${op}: ${reply.error.message}`);
+      return reply.result;
+    },
+    { url, target, op, payload },
+  );
+}
 async function terminalText(page) {
   return page.$eval('.terminal-view:not([hidden]) .xterm-rows', (el) => el.textContent ?? '');
 }
@@ -312,6 +336,45 @@ if (!bench) {
     await page.click('button.run-melody');
     const notice = await page.locator('.notice.error').first().textContent();
     check(notice.includes('bad.toml:') && notice.includes('nowhere'), `the problem is named with its place: ${notice}`);
+  });
+
+  await test('artifacts: search, history, each version\'s content, binary', async (page) => {
+    await openIde(page);
+    const put = (name, content) => invoke(page, 'pit/artifacts', 'put', { name, ...content, meta: { kind: 'doc' } });
+    await put('notes/plan.md', { text: '# Plan\n\nShip the quasar index first.\n' });
+    await put('notes/plan.md', { text: '# Plan\n\nShip the quasar index first, then the panel.\n' });
+    await put('images/dot.bin', { base64: 'AAH/' });
+    await page.click('button[aria-label="Artifacts"]');
+    const box = 'input[aria-label="Search artifacts"]';
+    // Searchable within the near-real-time bound: search until the hit shows.
+    await page.fill(box, 'quasar');
+    const hit = 'li[data-artifact="notes/plan.md"]';
+    await eventually('the hit for quasar, at its latest version', async () => {
+      await page.press(box, 'Enter');
+      return (await page.locator(hit).count()) > 0 && (await page.textContent(`${hit} .artifact-name`)).includes('@2');
+    });
+    check((await page.textContent(`${hit} mark`)) === 'quasar', 'the matched word is marked in the snippet');
+    await page.click(`${hit} button`);
+    await page.waitForSelector('button[data-spec="notes/plan.md@1"]');
+    await page.waitForSelector('.artifact-content h4:text("notes/plan.md@2")');
+    check((await page.textContent('.artifact-content pre')).includes('then the panel'), 'the latest content is shown');
+    await page.click('button[data-spec="notes/plan.md@1"]');
+    await page.waitForSelector('.artifact-content h4:text("notes/plan.md@1")');
+    const first = await page.textContent('.artifact-content pre');
+    check(first.includes('first.') && !first.includes('panel'), `the first version's content: ${first}`);
+    await page.screenshot({ path: path.join(artifacts, 'artifacts.png') });
+    // Binary content is named by its size, not shown as text.
+    await page.fill(box, 'dot');
+    await eventually('the hit for the binary artifact', async () => {
+      await page.press(box, 'Enter');
+      return (await page.locator('li[data-artifact="images/dot.bin"]').count()) > 0;
+    });
+    await page.click('li[data-artifact="images/dot.bin"] button');
+    await page.waitForSelector('.artifact-content p:text("Binary content, 3 B")');
+    // A query that does not parse says why.
+    await page.fill(box, 'kind:(');
+    await page.press(box, 'Enter');
+    check((await page.locator('.artifacts [role=alert]').textContent()).includes('kind:('), 'the bad query is named');
   });
 
   await test('motif panel: drawn from the motif, clicks go back to it', async (page) => {

@@ -17,11 +17,12 @@ import { defaultSettings, type Settings, type SettingsSchema } from './settings'
 import { cssVariables, isLight, themeTokens, type Tokens } from './theme';
 import { Listeners } from './listeners';
 import { Runs } from './Runs';
+import { Artifacts } from './Artifacts';
 import { Panels } from './Panels';
 import { addRun, applyProgress, isMelody, type RunView } from './runs';
 import { Icon } from './icons';
 
-type View = 'explorer' | 'extensions' | 'panels' | 'settings';
+type View = 'explorer' | 'extensions' | 'panels' | 'artifacts' | 'settings';
 type Notice = { id: number; kind: 'error' | 'info'; text: string };
 type FileText = { text: string; mtime_ms: number; size: number };
 
@@ -300,6 +301,7 @@ export function App({ rpc }: { rpc: Rpc }) {
             ['explorer', 'files', 'Explorer'],
             ['extensions', 'extensions', 'Extensions'],
             ['panels', 'panels', 'Panels'],
+            ['artifacts', 'artifacts', 'Artifacts'],
             ['settings', 'settings', 'Settings'],
           ] as const
         ).map(([v, icon, label]) => (
@@ -318,6 +320,7 @@ export function App({ rpc }: { rpc: Rpc }) {
         </div>
         {view === 'extensions' && <Extensions rpc={rpc} ask={ask} report={report} onCaretEvents={caretEvents.listen} />}
         {view === 'panels' && <Panels rpc={rpc} onCaretEvents={caretEvents.listen} />}
+        {view === 'artifacts' && <Artifacts rpc={rpc} />}
         {view === 'settings' && <SettingsView rpc={rpc} schema={schema} settings={settings} motifs={motifs} />}
       </aside>
       <main className="main">
