@@ -8,6 +8,7 @@ import '@xterm/xterm/css/xterm.css';
 import type { Rpc } from './rpc';
 import { Icon } from './icons';
 import type { Tokens } from './theme';
+import { TerminalKeys } from './keys';
 
 const MONO = "'JetBrains Mono', 'DejaVu Sans Mono', 'Liberation Mono', monospace";
 
@@ -81,7 +82,8 @@ function TerminalView({ rpc, tokens, fontSize, shown, report, onExit }: { rpc: R
     let id: number | null = null;
     let gone = false;
     let unsubscribe = () => {};
-    const input = t.onData((data) => id !== null && void rpc.invoke('pit/terminal', 'write', { terminal: id, data }).catch(report));
+    const keys = new TerminalKeys((data) => id !== null && void rpc.invoke('pit/terminal', 'write', { terminal: id, data }).catch(report));
+    const input = t.onData((data) => keys.typed(data));
     const resized = t.onResize(({ cols, rows }) => id !== null && void rpc.invoke('pit/terminal', 'resize', { terminal: id, cols, rows }).catch(() => {}));
     const observer = new ResizeObserver(() => {
       if (element.offsetParent === null) return;
@@ -94,27 +96,34 @@ function TerminalView({ rpc, tokens, fontSize, shown, report, onExit }: { rpc: R
     observer.observe(element);
     void (async () => {
       try {
-        const opened = await rpc.invoke<{ terminal: number }>('pit/terminal', 'open', { cols: t.cols, rows: t.rows });
+        const size = { cols: t.cols, rows: t.rows };
+        const opened = await rpc.invoke<{ terminal: number }>('pit/terminal', 'open', size);
         if (gone) {
           void rpc.invoke('pit/terminal', 'close', { terminal: opened.terminal }).catch(() => {});
           return;
         }
         id = opened.terminal;
         element.dataset.terminal = String(id);
+        keys.opened();
+        // Fitted while the open was under way: the PTY learns its real size.
+        if (t.cols !== size.cols || t.rows !== size.rows) void rpc.invoke('pit/terminal', 'resize', { terminal: id, cols: t.cols, rows: t.rows }).catch(() => {});
         unsubscribe = await rpc.subscribe({ topic: 'terminal', terminal: id }, (event) => {
           const e = event as { kind: string; data?: string; code?: number };
           if (e.kind === 'output' && e.data) t.write(e.data);
           if (e.kind === 'exit') {
+            keys.exited();
             id = null;
             onExit();
           }
         });
       } catch (e) {
+        keys.exited();
         report(e);
       }
     })();
     return () => {
       gone = true;
+      keys.exited();
       observer.disconnect();
       input.dispose();
       resized.dispose();
