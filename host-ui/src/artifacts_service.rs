@@ -1,6 +1,7 @@
 //! `pit/artifacts`: the artifact store through the proxy, so carets (with `pit.artifacts.<op>`
 //! grants), melodies, the Conductor, the UI and the CLI use one path: `put {name, text | base64,
-//! meta?}`, `get {spec, encoding?}` (`name`, `name@N` or a blob hash; the content comes back as
+//! meta?}` (answers the version, `unchanged: true` when the latest already held the same
+//! bytes and metadata), `get {spec, encoding?}` (`name`, `name@N` or a blob hash; the content comes back as
 //! `text` when it is UTF-8, else as `base64`), `log {name}`, `search {query, limit?}`
 //! (ranked, with snippets), `stats`, `verify`, `gc` (removes what no version points at),
 //! `sweep {dry_run?}` (the stale manager: moves blobs to warm/cold tiers and deletes versions
@@ -294,7 +295,13 @@ impl ArtifactsService {
                 if meta.author.is_empty() {
                     meta.author = principal.to_string();
                 }
-                json(serde_json::to_value(store.put(&name, &bytes, meta).map_err(call_error)?).unwrap_or_default())
+                // The same bytes and metadata as the latest version make no new one: say so.
+                let latest = store.resolve(&name).ok().map(|v| v.version);
+                let version = store.put(&name, &bytes, meta).map_err(call_error)?;
+                let unchanged = latest == Some(version.version);
+                let mut answer = serde_json::to_value(version).unwrap_or_default();
+                answer["unchanged"] = serde_json::Value::Bool(unchanged);
+                json(answer)
             }
             "get" => {
                 let Get { spec, encoding } = parse(op, payload)?;

@@ -435,11 +435,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             let secs = (report.millis as f64 / 1e3).max(1e-3);
             println!(
-                "imported {} files ({}) from {}: {} new versions, {} unchanged, {} skipped, in {:.2} s ({}/s)",
-                report.files,
+                "imported {} ({}) from {}: {}, {} unchanged, {} skipped, in {:.2} s ({}/s)",
+                output::count(report.files as u64, "file"),
                 progress::bytes(report.bytes),
                 dir.display(),
-                report.new_versions,
+                output::count(report.new_versions as u64, "new version"),
                 report.unchanged,
                 report.skipped.len(),
                 secs,
@@ -461,16 +461,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for d in &report.plan.deletes {
                 println!("{verb} {}@{} ({}): {}", d.name, d.version, progress::bytes(d.len), d.reason);
             }
+            let (warm, cold, deleted) = if dry_run {
+                let to = |level| report.plan.moves.iter().filter(|m| m.to == level).count() as u64;
+                (to(symphony_stale::policy::Level::Warm), to(symphony_stale::policy::Level::Cold), report.plan.deletes.len() as u64)
+            } else {
+                (report.moved_warm as u64, report.moved_cold as u64, report.deleted as u64)
+            };
             println!(
-                "{} versions looked at, {} kept by the policy; {} blobs to warm ({}), {} to cold ({}), {} versions deleted, {} packs removed, in {} ms",
-                report.plan.versions,
+                "{} looked at, {} kept by the policy; {} to warm ({}), {} to cold ({}), {} deleted, {} removed, in {} ms",
+                output::count(report.plan.versions as u64, "version"),
                 report.plan.protected,
-                if dry_run { report.plan.moves.iter().filter(|m| m.to == symphony_stale::policy::Level::Warm).count() } else { report.moved_warm },
+                output::count(warm, "blob"),
                 progress::bytes(report.bytes_warm),
-                if dry_run { report.plan.moves.iter().filter(|m| m.to == symphony_stale::policy::Level::Cold).count() } else { report.moved_cold },
+                cold,
                 progress::bytes(report.bytes_cold),
-                if dry_run { report.plan.deletes.len() } else { report.deleted },
-                report.packs_removed,
+                output::count(deleted, "version"),
+                output::count(report.packs_removed as u64, "pack"),
                 report.millis
             );
             Ok(ExitCode::SUCCESS)
@@ -530,7 +536,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     std::io::stdout().lock().write_all(&bytes).context("writing the artifact to stdout")?;
                 }
-                (ArtifactsCommand::Put { .. }, false) => println!("stored {}@{} (blob {}, {} bytes)", value["name"].as_str().unwrap_or_default(), value["version"], value["blob"].as_str().unwrap_or_default(), value["len"]),
+                (ArtifactsCommand::Put { .. }, false) => {
+                    let (name, blob) = (value["name"].as_str().unwrap_or_default(), value["blob"].as_str().unwrap_or_default());
+                    let len = output::count(value["len"].as_u64().unwrap_or_default(), "byte");
+                    if value["unchanged"] == true {
+                        println!("unchanged: {name}@{} already holds these bytes and metadata (blob {blob}, {len})", value["version"]);
+                    } else {
+                        println!("stored {name}@{} (blob {blob}, {len})", value["version"]);
+                    }
+                }
                 (ArtifactsCommand::Log { .. }, false) => {
                     for v in value["versions"].as_array().into_iter().flatten() {
                         let parent = v["parent"].as_u64().map_or_else(|| "first version".to_owned(), |p| format!("parent @{p}"));
@@ -538,7 +552,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 (ArtifactsCommand::Stats, false) => {
-                    println!("{} names, {} versions, {} bytes as stored whole", value["names"], value["versions"], value["logical_bytes"]);
+                    let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
+                    println!("{}, {}, {} as stored whole", n("names", "name"), n("versions", "version"), n("logical_bytes", "byte"));
                     // `saving`: bytes as stored whole over bytes on disk.
                     let saving = value["saving"].as_f64().unwrap_or_default();
                     let effect = match (value["stored_bytes"].as_u64().unwrap_or_default(), saving) {
@@ -546,14 +561,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         (_, s) if s >= 1.0 => format!(" ({s:.2}× smaller than stored whole: dedup and compression)"),
                         _ => " (more than stored whole: in a store this small, record headers outweigh compression)".to_owned(),
                     };
-                    println!("{} blobs, {} chunks, {} bytes on disk{effect}", value["blobs"], value["chunks"], value["stored_bytes"]);
+                    println!("{}, {}, {} on disk{effect}", n("blobs", "blob"), n("chunks", "chunk"), n("stored_bytes", "byte"));
                     let quality = value["mean_quality"].as_f64().map_or_else(|| "-".to_owned(), |q| format!("{q:.2}"));
-                    println!("{} names searchable; mean quality of the latest versions {quality}", value["indexed"]);
+                    println!("{} searchable; mean quality of the latest versions {quality}", n("indexed", "name"));
                 }
-                (ArtifactsCommand::Gc, false) => println!(
-                    "removed {} blobs, {} chunks and {} leftovers ({} bytes); kept {} blobs, {} chunks",
-                    value["blobs_removed"], value["chunks_removed"], value["temp_files_removed"], value["bytes_freed"], value["blobs_kept"], value["chunks_kept"]
-                ),
+                (ArtifactsCommand::Gc, false) => {
+                    let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
+                    println!(
+                        "removed {}, {} and {} ({}); kept {}, {}",
+                        n("blobs_removed", "blob"),
+                        n("chunks_removed", "chunk"),
+                        n("temp_files_removed", "leftover"),
+                        n("bytes_freed", "byte"),
+                        n("blobs_kept", "blob"),
+                        n("chunks_kept", "chunk")
+                    );
+                }
                 (ArtifactsCommand::Search { .. }, false) => {
                     let hits = value["hits"].as_array().cloned().unwrap_or_default();
                     if hits.is_empty() {

@@ -11,6 +11,14 @@ fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// `n` and its noun, plural unless one: "1 name", "2 names".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 pub fn message(text: &str, json: bool) -> Result<()> {
     if json {
         print_json(&serde_json::json!({ "message": text }))

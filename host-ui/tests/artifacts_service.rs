@@ -46,6 +46,18 @@ fn binary_content_goes_in_and_out_as_base64() {
 }
 
 #[test]
+fn a_put_says_whether_it_made_a_version() {
+    let home = tempfile::tempdir().unwrap();
+    let service = ArtifactsService::new(home.path());
+    let put = |text: &str, kind: &str| call(&service, "put", serde_json::json!({ "name": "notes/b.md", "text": text, "meta": { "kind": kind } })).unwrap();
+    let answers = [put("one", "doc"), put("one", "doc"), put("one", "note"), put("two", "note"), put("two", "note")];
+    let seen: Vec<(Option<u64>, Option<bool>)> = answers.iter().map(|a| (a["version"].as_u64(), a["unchanged"].as_bool())).collect();
+    // The same bytes and metadata again: the latest version, unchanged. Other metadata or
+    // other bytes: a new version.
+    assert_eq!(seen, [(Some(1), Some(false)), (Some(1), Some(true)), (Some(2), Some(false)), (Some(3), Some(false)), (Some(3), Some(true))]);
+}
+
+#[test]
 fn bad_put_and_get_payloads_are_refused_with_what_is_wrong() {
     let home = tempfile::tempdir().unwrap();
     let service = ArtifactsService::new(home.path());

@@ -363,6 +363,8 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     std::fs::write(&file, "# Report\nall good\nand more\n").unwrap();
     let out = cli.run(&["artifacts", "put", "reports/weekly", file.to_str().unwrap()]);
     assert!(text(&out.stdout).starts_with("stored reports/weekly@2"), "{}", text(&out.stdout));
+    let out = cli.run(&["artifacts", "put", "reports/weekly", file.to_str().unwrap()]);
+    assert!(text(&out.stdout).starts_with("unchanged: reports/weekly@2 already holds these bytes"), "{}", text(&out.stdout));
     assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly@1"]).stdout), "# Report\nall good\n");
     assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly"]).stdout), "# Report\nall good\nand more\n");
     let log = text(&cli.run(&["artifacts", "log", "reports/weekly"]).stdout);
@@ -382,7 +384,7 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((stats["names"].as_u64(), stats["versions"].as_u64(), stats["indexed"].as_u64()), (Some(1), Some(2), Some(1)), "{stats}");
     assert!(stats["stored_bytes"].as_u64().unwrap() > 0 && stats["mean_quality"].as_f64().is_some(), "{stats}");
-    assert!(text(&cli.run(&["artifacts", "stats"]).stdout).contains("1 names, 2 versions"));
+    assert!(text(&cli.run(&["artifacts", "stats"]).stdout).contains("1 name, 2 versions"));
     let gc = text(&cli.run(&["artifacts", "gc"]).stdout);
     assert!(gc.starts_with("removed 0 blobs") && gc.contains("kept 2 blobs"), "{gc}");
     assert_eq!(code(&cli.run(&["artifacts", "verify"])), 0);
@@ -393,7 +395,7 @@ fn artifacts_put_get_log_and_verify_through_the_proxy() {
     assert!(dry.contains("2 versions looked at") && dry.contains("0 blobs to warm"), "{dry}");
     std::fs::write(cli.root.path().join("home/artifacts/stale.toml"), "[[rule]]\nwarm_after = \"0s\"\n").unwrap();
     let swept = text(&cli.run(&["artifacts", "sweep"]).stdout);
-    assert!(swept.contains("moved ") && swept.contains("[reports/weekly@1]") && swept.contains("1 blobs to warm"), "{swept}");
+    assert!(swept.contains("moved ") && swept.contains("[reports/weekly@1]") && swept.contains("1 blob to warm"), "{swept}");
     assert_eq!(text(&cli.run(&["artifacts", "get", "reports/weekly@1"]).stdout), "# Report\nall good\n");
     std::fs::write(cli.root.path().join("home/artifacts/stale.toml"), "[[rule]]\nwarm_after = \"soon\"\n").unwrap();
     let out = cli.run(&["artifacts", "sweep"]);
