@@ -282,26 +282,42 @@ impl Service for ArtifactsService {
 }
 
 impl ArtifactsService {
+    /// `put` of bytes at hand, without the op's JSON: the CLI stores a file this way, so a
+    /// large one is not copied into text or base64 and back. Answers what the op answers.
+    pub fn put_bytes(&self, principal: &Principal, name: &str, bytes: &[u8], meta: Meta) -> Result<serde_json::Value, CallError> {
+        self.with_store(|store, _| Self::put_into(store, principal, name, bytes, meta))
+    }
+
+    /// The bytes of `spec` (`get` without the op's JSON).
+    pub fn get_bytes(&self, spec: &str) -> Result<Vec<u8>, CallError> {
+        self.with_store(|store, _| store.get(spec).map_err(call_error))
+    }
+
+    /// The version made (`unchanged: true` when the latest already held the same bytes and
+    /// metadata: the store makes no new one).
+    fn put_into(store: &ArtifactStore, principal: &Principal, name: &str, bytes: &[u8], mut meta: Meta) -> Result<serde_json::Value, CallError> {
+        if meta.author.is_empty() {
+            meta.author = principal.to_string();
+        }
+        let latest = store.resolve(name).ok().map(|v| v.version);
+        let version = store.put(name, bytes, meta).map_err(call_error)?;
+        let unchanged = latest == Some(version.version);
+        let mut answer = serde_json::to_value(version).unwrap_or_default();
+        answer["unchanged"] = serde_json::Value::Bool(unchanged);
+        Ok(answer)
+    }
+
     fn call_store(store: &ArtifactStore, principal: &Principal, op: &str, payload: &str) -> Result<String, CallError> {
         let json = |v: serde_json::Value| Ok(v.to_string());
         match op {
             "put" => {
-                let Put { name, text, base64, mut meta } = parse(op, payload)?;
+                let Put { name, text, base64, meta } = parse(op, payload)?;
                 let bytes = match (text, base64) {
                     (Some(text), None) => text.into_bytes(),
                     (None, Some(encoded)) => BASE64.decode(encoded.trim()).map_err(|e| CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `base64` of `{name}` does not decode: {e}")))?,
                     _ => return Err(CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `{name}` needs its content as `text` or as `base64`, one of them"))),
                 };
-                if meta.author.is_empty() {
-                    meta.author = principal.to_string();
-                }
-                // The same bytes and metadata as the latest version make no new one: say so.
-                let latest = store.resolve(&name).ok().map(|v| v.version);
-                let version = store.put(&name, &bytes, meta).map_err(call_error)?;
-                let unchanged = latest == Some(version.version);
-                let mut answer = serde_json::to_value(version).unwrap_or_default();
-                answer["unchanged"] = serde_json::Value::Bool(unchanged);
-                json(answer)
+                json(Self::put_into(store, principal, &name, &bytes, meta)?)
             }
             "get" => {
                 let Get { spec, encoding } = parse(op, payload)?;

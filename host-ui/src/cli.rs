@@ -2,8 +2,6 @@
 
 use crate::{demo, exit, output};
 use anyhow::{bail, Context, Result};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -124,7 +122,7 @@ pub enum Command {
     /// Validate and run melodies (workflows of caret calls).
     #[command(subcommand)]
     Melody(crate::melody::MelodyCommand),
-    /// The artifact store (through `pit/artifacts`): put, import, get, log, search, stats, verify, gc, sweep.
+    /// The artifact store in `<home>/artifacts` (the one `pit/artifacts` serves): put, import, get, log, search, stats, verify, gc, sweep.
     #[command(subcommand)]
     Artifacts(ArtifactsCommand),
     /// The Conductor: Python reaching the proxy as its own principal.
@@ -497,26 +495,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     shown.finish();
                     Some(answer)
                 }
+                // A file's bytes go to the store as they are: through the op's JSON a 100 MB
+                // file took ~500 MB of memory as text or base64.
+                ArtifactsCommand::Put { name, file, kind, tags } => {
+                    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                    let meta = symphony_artifacts::Meta { kind: kind.clone(), tags: tags.clone(), ..symphony_artifacts::Meta::default() };
+                    let service = crate::artifacts_service::ArtifactsService::new(&home);
+                    Some(service.put_bytes(&Principal::User, name, &bytes, meta).map(|v| v.to_string()))
+                }
+                ArtifactsCommand::Get { spec } if !global.json => {
+                    let service = crate::artifacts_service::ArtifactsService::new(&home);
+                    match service.get_bytes(spec) {
+                        Ok(bytes) => {
+                            std::io::stdout().lock().write_all(&bytes).context("writing the artifact to stdout")?;
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                }
                 _ => None,
             };
             let (op, payload) = match &a {
-                ArtifactsCommand::Put { name, file, kind, tags } => {
-                    // UTF-8 goes as text, anything else as base64 (`get` answers the same way).
-                    let (field, content) = match String::from_utf8(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?) {
-                        Ok(text) => ("text", text),
-                        Err(binary) => ("base64", BASE64.encode(binary.into_bytes())),
-                    };
-                    let mut put = serde_json::json!({ "name": name, "meta": { "kind": kind, "tags": tags } });
-                    put[field] = serde_json::Value::String(content);
-                    ("put", put)
-                }
                 ArtifactsCommand::Get { spec } => ("get", serde_json::json!({ "spec": spec })),
                 ArtifactsCommand::Log { name } => ("log", serde_json::json!({ "name": name })),
                 ArtifactsCommand::Search { query, limit } => ("search", serde_json::json!({ "query": query, "limit": limit })),
                 ArtifactsCommand::Verify => ("verify", serde_json::json!({})),
                 ArtifactsCommand::Gc => ("gc", serde_json::json!({})),
                 ArtifactsCommand::Stats => ("stats", serde_json::json!({})),
-                ArtifactsCommand::Sweep { .. } | ArtifactsCommand::Import { .. } => ("sweep", serde_json::json!({})),
+                // Answered above, on the service directly.
+                ArtifactsCommand::Put { .. } | ArtifactsCommand::Sweep { .. } | ArtifactsCommand::Import { .. } => ("put", serde_json::json!({})),
             };
             let answer = match direct.unwrap_or_else(|| kernel.invoke(&Principal::User, "pit/artifacts", op, &payload.to_string())) {
                 Ok(a) => a,
@@ -527,15 +534,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             let value: serde_json::Value = serde_json::from_str(&answer).context("pit/artifacts answered non-JSON")?;
             match (&a, global.json) {
-                (_, true) => println!("{}", serde_json::to_string_pretty(&value)?),
-                (ArtifactsCommand::Get { .. }, false) => {
-                    let bytes = match (value["text"].as_str(), value["base64"].as_str()) {
-                        (Some(text), _) => text.as_bytes().to_vec(),
-                        (None, Some(encoded)) => BASE64.decode(encoded).context("pit/artifacts answered base64 that does not decode")?,
-                        (None, None) => bail!("pit/artifacts answered a get without content"),
-                    };
-                    std::io::stdout().lock().write_all(&bytes).context("writing the artifact to stdout")?;
-                }
+                // Without `--json`, a get wrote its bytes above.
+                (_, true) | (ArtifactsCommand::Get { .. }, false) => println!("{}", serde_json::to_string_pretty(&value)?),
                 (ArtifactsCommand::Put { .. }, false) => {
                     let (name, blob) = (value["name"].as_str().unwrap_or_default(), value["blob"].as_str().unwrap_or_default());
                     let len = output::count(value["len"].as_u64().unwrap_or_default(), "byte");

@@ -347,13 +347,18 @@ fn artifacts_binary_files_round_trip() {
     let out = cli.run(&["artifacts", "get", "images/logo.png"]);
     assert_eq!((code(&out), out.stdout.len()), (0, bytes.len()), "{}", text(&out.stderr));
     assert!(out.stdout == bytes, "the bytes differ");
+    // With `--json`, the op's answer: base64 for bytes that are not UTF-8.
+    use base64::Engine as _;
+    let out = cli.run(&["--json", "artifacts", "get", "images/logo.png"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["base64"].as_str().map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap()), Some(bytes), "{got}");
     let out = cli.run(&["--json", "artifacts", "log", "images/logo.png"]);
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(log["versions"][0]["quality"]["class"], "binary", "{log}");
 }
 
 #[test]
-fn artifacts_put_get_log_and_verify_through_the_proxy() {
+fn artifacts_put_get_log_search_stats_gc_verify_and_sweep() {
     let cli = Cli::new();
     let file = cli.root.path().join("report.md");
     std::fs::write(&file, "# Report\nall good\n").unwrap();
