@@ -284,8 +284,9 @@ impl Service for ArtifactsService {
 impl ArtifactsService {
     /// `put` of bytes at hand, without the op's JSON: the CLI stores a file this way, so a
     /// large one is not copied into text or base64 and back. Answers what the op answers.
-    pub fn put_bytes(&self, principal: &Principal, name: &str, bytes: &[u8], meta: Meta) -> Result<serde_json::Value, CallError> {
-        self.with_store(|store, _| Self::put_into(store, principal, name, bytes, meta))
+    /// `progress` hears bytes prepared and bytes in all.
+    pub fn put_bytes(&self, principal: &Principal, name: &str, bytes: &[u8], meta: Meta, progress: &mut dyn FnMut(u64, u64)) -> Result<serde_json::Value, CallError> {
+        self.with_store(|store, _| Self::put_into(store, principal, name, bytes, meta, progress))
     }
 
     /// The bytes of `spec` (`get` without the op's JSON).
@@ -295,12 +296,12 @@ impl ArtifactsService {
 
     /// The version made (`unchanged: true` when the latest already held the same bytes and
     /// metadata: the store makes no new one).
-    fn put_into(store: &ArtifactStore, principal: &Principal, name: &str, bytes: &[u8], mut meta: Meta) -> Result<serde_json::Value, CallError> {
+    fn put_into(store: &ArtifactStore, principal: &Principal, name: &str, bytes: &[u8], mut meta: Meta, progress: &mut dyn FnMut(u64, u64)) -> Result<serde_json::Value, CallError> {
         if meta.author.is_empty() {
             meta.author = principal.to_string();
         }
         let latest = store.resolve(name).ok().map(|v| v.version);
-        let version = store.put(name, bytes, meta).map_err(call_error)?;
+        let version = store.put_with(name, bytes, meta, progress).map_err(call_error)?;
         let unchanged = latest == Some(version.version);
         let mut answer = serde_json::to_value(version).unwrap_or_default();
         answer["unchanged"] = serde_json::Value::Bool(unchanged);
@@ -317,7 +318,7 @@ impl ArtifactsService {
                     (None, Some(encoded)) => BASE64.decode(encoded.trim()).map_err(|e| CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `base64` of `{name}` does not decode: {e}")))?,
                     _ => return Err(CallError::new(ErrorCode::InvalidInput, format!("pit/artifacts put: `{name}` needs its content as `text` or as `base64`, one of them"))),
                 };
-                json(Self::put_into(store, principal, &name, &bytes, meta)?)
+                json(Self::put_into(store, principal, &name, &bytes, meta, &mut |_, _| {})?)
             }
             "get" => {
                 let Get { spec, encoding } = parse(op, payload)?;

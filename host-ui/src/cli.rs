@@ -501,7 +501,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
                     let meta = symphony_artifacts::Meta { kind: kind.clone(), tags: tags.clone(), ..symphony_artifacts::Meta::default() };
                     let service = crate::artifacts_service::ArtifactsService::new(&home);
-                    Some(service.put_bytes(&Principal::User, name, &bytes, meta).map(|v| v.to_string()))
+                    let mut shown = StoreProgress::new(global.json, "put");
+                    let answer = service.put_bytes(&Principal::User, name, &bytes, meta, &mut |done, total| shown.update(&progress::bytes(done), done, total));
+                    shown.finish();
+                    Some(answer.map(|v| v.to_string()))
                 }
                 ArtifactsCommand::Get { spec } if !global.json => {
                     let service = crate::artifacts_service::ArtifactsService::new(&home);

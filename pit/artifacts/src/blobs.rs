@@ -258,12 +258,13 @@ impl BlobStore {
     /// Cuts `bytes` into chunks and makes the records of those not stored yet; large blobs
     /// have their chunks appended (durably) in batches, and only the rest is returned.
     pub(crate) fn prepare(&self, bytes: &[u8]) -> Result<Prepared, StoreError> {
-        self.prepare_after(bytes, None)
+        self.prepare_after(bytes, None, &mut |_| {})
     }
 
     /// `prepare`, with new chunks of a small blob delta-encoded against the chunks of
-    /// `parent` (the previous version of the same name) where that is smaller.
-    pub(crate) fn prepare_after(&self, bytes: &[u8], parent: Option<&BlobId>) -> Result<Prepared, StoreError> {
+    /// `parent` (the previous version of the same name) where that is smaller. `progress`
+    /// hears how many bytes are chunked, hashed and compressed so far.
+    pub(crate) fn prepare_after(&self, bytes: &[u8], parent: Option<&BlobId>, progress: &mut dyn FnMut(u64)) -> Result<Prepared, StoreError> {
         let cuts = cuts_of(bytes);
         let workers = if bytes.len() >= 4 << 20 { crate::cores::available() } else { 1 };
         // Deltas are for small blobs (one worker), against a parent that is hot.
@@ -301,6 +302,7 @@ impl BlobStore {
                     self.journal.append(std::mem::take(&mut records), None)?;
                     pending_bytes = 0;
                 }
+                progress(group.last().map_or(0, |&(o, l)| (o + l) as u64));
             }
             id = whole.map(|h| h.join().unwrap_or_else(|_| blake3::hash(bytes)));
             Ok(())

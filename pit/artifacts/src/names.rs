@@ -413,8 +413,24 @@ impl ArtifactStore {
     /// with concurrent puts). Putting exactly what the latest version holds (bytes and
     /// metadata) returns that version instead of making another.
     pub fn put(&self, name: &str, bytes: &[u8], meta: Meta) -> Result<Version, ArtifactError> {
-        let mut versions = self.put_many(&[NewVersion { name, bytes, meta }])?;
+        self.put_with(name, bytes, meta, &mut |_, _| {})
+    }
+
+    /// `put`, telling `progress` how many of the bytes are chunked, hashed and compressed so
+    /// far (and how many there are): a put of a large file takes seconds.
+    pub fn put_with(&self, name: &str, bytes: &[u8], meta: Meta, progress: &mut dyn FnMut(u64, u64)) -> Result<Version, ArtifactError> {
+        if !valid_name(name) {
+            return Err(ArtifactError::BadName(name.to_owned()));
+        }
+        let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
+        let mut versions = self.put_one(&NewVersion { name, bytes, meta }, &mut |done| progress(done, bytes.len() as u64))?;
         versions.pop().ok_or_else(|| ArtifactError::NotFound(name.to_owned()))
+    }
+
+    /// One artifact prepared and appended (its name checked, collection held off).
+    fn put_one(&self, item: &NewVersion<'_>, progress: &mut dyn FnMut(u64)) -> Result<Vec<Version>, ArtifactError> {
+        let prepared = self.prepare(item, progress)?;
+        self.commit(std::slice::from_ref(item), vec![prepared])
     }
 
     /// Stores many artifacts — an import of a tree — as `put` would one after the other, in
@@ -429,8 +445,7 @@ impl ArtifactStore {
         }
         let _not_collecting = self.collecting.read().unwrap_or_else(|p| p.into_inner());
         if let [one] = items {
-            let prepared = self.prepare(one)?;
-            return self.commit(items, vec![prepared]);
+            return self.put_one(one, &mut |_| {});
         }
         // One thread per core (this one too) prepares the next artifact; whichever finds a
         // batch ready in order appends it, unless another is appending, and goes on preparing.
@@ -444,7 +459,7 @@ impl ArtifactStore {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(item) = items.get(i) else { return };
-                let prepared = self.prepare(item);
+                let prepared = self.prepare(item, &mut |_| {});
                 let mut b = bulk.lock().unwrap_or_else(|p| p.into_inner());
                 if b.failed.is_some() {
                     return;
@@ -492,7 +507,7 @@ impl ArtifactStore {
     }
 
     /// One artifact's chunks, recipe and quality score, ready to append.
-    fn prepare(&self, item: &NewVersion<'_>) -> Result<Prepared, ArtifactError> {
+    fn prepare(&self, item: &NewVersion<'_>, progress: &mut dyn FnMut(u64)) -> Result<Prepared, ArtifactError> {
         // `put_many` checked the name; a new name's missing history is no error here.
         let history = self.known_history(item.name);
         let latest = history.as_deref().and_then(|h| h.last());
@@ -505,7 +520,7 @@ impl ArtifactStore {
         {
             return Ok(Prepared { records: Vec::new(), blob: l.blob.clone(), len: l.len, quality: l.quality.clone() });
         }
-        let blob = self.blobs.prepare_after(item.bytes, latest.map(|v| &v.blob))?;
+        let blob = self.blobs.prepare_after(item.bytes, latest.map(|v| &v.blob), progress)?;
         let quality = (item.bytes.len() <= SCORED_UP_TO).then(|| assess(item.name, &item.meta.kind, &item.meta.mime, item.bytes));
         Ok(Prepared { records: blob.records, blob: blob.report.id, len: blob.report.len, quality })
     }

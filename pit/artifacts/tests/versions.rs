@@ -145,3 +145,31 @@ fn names_are_relative_ascii_paths_without_dot_parts() {
         assert!(!symphony_artifacts::valid_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn a_large_put_reports_its_progress_up_to_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    // 40 MB that does not repeat: many chunks, several groups of them.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..40 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let mut heard = Vec::new();
+    let v = store.put_with("data/weights.bin", &bytes, Meta::default(), &mut |done, total| heard.push((done, total))).unwrap();
+    assert_eq!((v.version, v.len), (1, bytes.len() as u64));
+    assert!(heard.len() > 2, "more than a start and an end: {heard:?}");
+    assert!(heard.iter().all(|&(_, total)| total == bytes.len() as u64), "{heard:?}");
+    assert!(heard.windows(2).all(|w| w[0].0 < w[1].0), "it only grows: {heard:?}");
+    assert_eq!(heard.last().map(|&(done, _)| done), Some(bytes.len() as u64));
+    assert_eq!(store.get("data/weights.bin").unwrap(), bytes);
+    // A bad name is refused before any work.
+    let mut called = false;
+    assert!(matches!(store.put_with("../x", &bytes, Meta::default(), &mut |_, _| called = true), Err(ArtifactError::BadName(_))));
+    assert!(!called);
+}
