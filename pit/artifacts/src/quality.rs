@@ -449,16 +449,18 @@ fn count_prose(b: &[u8]) -> ProseCounts {
 }
 
 fn assess_data(name: &str, mime: &str, text: &str) -> Vec<Factor> {
+    // Checked, not kept: `IgnoredAny` builds no tree of values to drop again.
+    use serde::de::IgnoredAny;
     let parses = if name.ends_with(".toml") || mime.contains("toml") {
-        toml::from_str::<toml::Value>(text).map(|_| ()).map_err(|e| e.message().to_owned())
+        toml::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| e.message().to_owned())
     } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || mime.contains("ndjson") {
         text.lines().filter(|l| !l.trim().is_empty()).enumerate().try_for_each(|(i, l)| {
-            serde_json::from_str::<serde_json::Value>(l).map(|_| ()).map_err(|e| format!("line {}: {e}", i + 1))
+            serde_json::from_str::<IgnoredAny>(l).map(|_| ()).map_err(|e| format!("line {}: {e}", i + 1))
         })
     } else {
-        serde_json::from_str::<serde_json::Value>(text)
+        serde_json::from_str::<IgnoredAny>(text)
             .map(|_| ())
-            .or_else(|json| toml::from_str::<toml::Value>(text).map(|_| ()).map_err(|_| json.to_string()))
+            .or_else(|json| toml::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|_| json.to_string()))
     };
     vec![
         match parses {
@@ -624,6 +626,19 @@ mod tests {
         assert_eq!(value(&broken, "parses"), 0.0);
         assert!(broken.factors[0].detail.contains("EOF"), "{:?}", broken.factors);
         assert_eq!(value(&assess("Cargo.toml", "", "", b"[package]\nname = \"x\"\n"), "parses"), 1.0);
+        // What does not parse is found without building the values: syntax, duplicate keys
+        // and tables, trailing JSON, a bad line of NDJSON.
+        for (name, mime, bad) in [
+            ("Cargo.toml", "", "[package]\nname = \"x\"\nname = \"y\"\n"),
+            ("Cargo.toml", "", "[a]\nx = 1\n[a]\ny = 2\n"),
+            ("Cargo.toml", "", "[package\nname = 1\n"),
+            ("a.json", "", "{\"a\": 1} 2"),
+            ("a.json", "", "{\"a\": [1, 2}"),
+            ("log.jsonl", "", "{\"a\":1}\n{\"b\":\n"),
+        ] {
+            assert_eq!(value(&assess(name, "", mime, bad.as_bytes()), "parses"), 0.0, "{name}: {bad:?}");
+        }
+        assert_eq!(value(&assess("nested.json", "", "", br#"{"a": {"b": [1, {"c": null}]}, "d": "e"}"#), "parses"), 1.0);
         let bin = assess("img.png", "", "", &[0xff, 0xd8, 0x00, 0x9f]);
         assert_eq!((bin.class.as_str(), bin.score), ("binary", 1.0));
         assert_eq!(assess("empty.bin", "", "", &[]).score, 0.0);
