@@ -179,7 +179,7 @@ struct Progress {
 }
 
 /// Held while a bulk put runs: the indexer waits, then indexes what it brought in one go.
-/// At nice 19 it still took ~10 % of the CPU from an import on 2 cores (it gets a core
+/// Even at nice 19 it took ~10 % of the CPU from an import on 2 cores (it gets a core
 /// whenever an appending thread waits on a sync, and keeps it for a time slice), and an
 /// import is CPU-bound; its puts are searchable once it ends and the indexer catches up.
 struct BulkPut<'a>(&'a Progress);

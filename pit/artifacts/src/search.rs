@@ -321,10 +321,17 @@ fn commit_here(inner: &Inner) -> Result<(), SearchError> {
     inner.reader.reload().map_err(|e| index_error(&inner.path, e))
 }
 
-/// Lowers the calling thread's scheduling priority to the lowest (nice 19): indexing is derived
-/// work, and at nice 10 it still took ~10 % of the CPU from writers on a busy 2-core machine.
+/// The nice value of the index's threads: derived work yields to durable puts, but only a
+/// little. At nice 19 a busy machine (a build beside the IDE: 3 busy processes on 2 cores)
+/// starved the index: put → searchable took 1.8–2.3 s at p99 instead of ~70 ms. At nice 2 it
+/// took 127–135 ms, and 16 concurrent writers measured the same as at 19 (`cargo xtask bench
+/// search`, `store`).
+const INDEX_NICE: i32 = 2;
+
+/// Lowers the calling thread's scheduling priority to `INDEX_NICE`. (Unprivileged, it cannot be
+/// raised again: only ever called on threads that index.)
 pub fn lower_priority() {
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), INDEX_NICE) {
         tracing::debug!("could not lower the indexer's priority: {e}");
     }
 }
