@@ -556,15 +556,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (ArtifactsCommand::Stats, false) => {
                     let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
-                    println!("{}, {}, {} as stored whole", n("names", "name"), n("versions", "version"), n("logical_bytes", "byte"));
+                    let size = |key: &str| progress::bytes(value[key].as_u64().unwrap_or_default());
+                    println!("{}, {}, {} as stored whole", n("names", "name"), n("versions", "version"), size("logical_bytes"));
                     // `saving`: bytes as stored whole over bytes on disk.
                     let saving = value["saving"].as_f64().unwrap_or_default();
                     let effect = match (value["stored_bytes"].as_u64().unwrap_or_default(), saving) {
                         (0, _) => String::new(),
                         (_, s) if s >= 1.0 => format!(" ({s:.2}× smaller than stored whole: dedup and compression)"),
-                        _ => " (more than stored whole: in a store this small, record headers outweigh compression)".to_owned(),
+                        _ => " (more than stored whole: record headers outweigh what compression saved)".to_owned(),
                     };
-                    println!("{}, {}, {} on disk{effect}", n("blobs", "blob"), n("chunks", "chunk"), n("stored_bytes", "byte"));
+                    println!("{}, {}, {} on disk{effect}", n("blobs", "blob"), n("chunks", "chunk"), size("stored_bytes"));
                     let quality = value["mean_quality"].as_f64().map_or_else(|| "-".to_owned(), |q| format!("{q:.2}"));
                     println!("{} searchable; mean quality of the latest versions {quality}", n("indexed", "name"));
                 }
@@ -575,7 +576,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         n("blobs_removed", "blob"),
                         n("chunks_removed", "chunk"),
                         n("temp_files_removed", "leftover"),
-                        n("bytes_freed", "byte"),
+                        progress::bytes(value["bytes_freed"].as_u64().unwrap_or_default()),
                         n("blobs_kept", "blob"),
                         n("chunks_kept", "chunk")
                     );
