@@ -481,10 +481,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Artifacts(a) => {
             let kernel = open_kernel(&global, home.clone(), None)?;
-            // Long work over the whole store runs on the service directly, with progress.
+            // Long work over the whole store, and files' bytes, go to the service directly.
+            // (It opens the store only when used.)
+            let service = crate::artifacts_service::ArtifactsService::new(&home);
             let direct = match &a {
                 ArtifactsCommand::Verify | ArtifactsCommand::Gc => {
-                    let service = crate::artifacts_service::ArtifactsService::new(&home);
                     let label = if matches!(a, ArtifactsCommand::Verify) { "verify" } else { "gc" };
                     let mut shown = StoreProgress::new(global.json, label);
                     let answer = if matches!(a, ArtifactsCommand::Verify) {
@@ -500,14 +501,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ArtifactsCommand::Put { name, file, kind, tags } => {
                     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
                     let meta = symphony_artifacts::Meta { kind: kind.clone(), tags: tags.clone(), ..symphony_artifacts::Meta::default() };
-                    let service = crate::artifacts_service::ArtifactsService::new(&home);
                     let mut shown = StoreProgress::new(global.json, "put");
                     let answer = service.put_bytes(&Principal::User, name, &bytes, meta, &mut |done, total| shown.update(&progress::bytes(done), done, total));
                     shown.finish();
                     Some(answer.map(|v| v.to_string()))
                 }
                 ArtifactsCommand::Get { spec } if !global.json => {
-                    let service = crate::artifacts_service::ArtifactsService::new(&home);
                     match service.get_bytes(spec) {
                         Ok(bytes) => {
                             std::io::stdout().lock().write_all(&bytes).context("writing the artifact to stdout")?;
@@ -536,12 +535,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let value: serde_json::Value = serde_json::from_str(&answer).context("pit/artifacts answered non-JSON")?;
+            let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
+            let size = |key: &str| progress::bytes(value[key].as_u64().unwrap_or_default());
             match (&a, global.json) {
                 // Without `--json`, a get wrote its bytes above.
                 (_, true) | (ArtifactsCommand::Get { .. }, false) => println!("{}", serde_json::to_string_pretty(&value)?),
                 (ArtifactsCommand::Put { .. }, false) => {
                     let (name, blob) = (value["name"].as_str().unwrap_or_default(), value["blob"].as_str().unwrap_or_default());
-                    let len = output::count(value["len"].as_u64().unwrap_or_default(), "byte");
+                    let len = n("len", "byte");
                     if value["unchanged"] == true {
                         println!("unchanged: {name}@{} already holds these bytes and metadata (blob {blob}, {len})", value["version"]);
                     } else {
@@ -555,8 +556,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 (ArtifactsCommand::Stats, false) => {
-                    let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
-                    let size = |key: &str| progress::bytes(value[key].as_u64().unwrap_or_default());
                     println!("{}, {}, {} as stored whole", n("names", "name"), n("versions", "version"), size("logical_bytes"));
                     // `saving`: bytes as stored whole over bytes on disk.
                     let saving = value["saving"].as_f64().unwrap_or_default();
@@ -570,13 +569,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{} searchable; mean quality of the latest versions {quality}", n("indexed", "name"));
                 }
                 (ArtifactsCommand::Gc, false) => {
-                    let n = |key: &str, noun: &str| output::count(value[key].as_u64().unwrap_or_default(), noun);
                     println!(
                         "removed {}, {} and {} ({}); kept {}, {}",
                         n("blobs_removed", "blob"),
                         n("chunks_removed", "chunk"),
                         n("temp_files_removed", "leftover"),
-                        progress::bytes(value["bytes_freed"].as_u64().unwrap_or_default()),
+                        size("bytes_freed"),
                         n("blobs_kept", "blob"),
                         n("chunks_kept", "chunk")
                     );

@@ -12,8 +12,8 @@ fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 }
 
 /// `n` and its noun, plural unless one: "1 name", "2 names".
-pub fn count(n: impl Into<u64>, noun: &str) -> String {
-    match n.into() {
+pub fn count(n: u64, noun: &str) -> String {
+    match n {
         1 => format!("1 {noun}"),
         n => format!("{n} {noun}s"),
     }
