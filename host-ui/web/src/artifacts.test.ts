@@ -18,7 +18,7 @@ describe('artifact snippets', () => {
 });
 
 describe('sizes', () => {
-  it('read like the CLI prints them', () => {
+  it('read in powers of 1000', () => {
     expect([0, 999, 1000, 1500, 999_999, 1_000_000, 2_500_000_000].map(size)).toEqual(['0 B', '999 B', '1.0 KB', '1.5 KB', '1000.0 KB', '1.0 MB', '2.5 GB']);
   });
   it('of base64 content', () => {

@@ -10,7 +10,7 @@ export function snippetParts(snippet: string): Array<{ text: string; match: bool
     .filter((p) => p.text !== '');
 }
 
-/** `812 B`, `1.2 KB`, `3.4 MB` (powers of 1000, as the CLI prints them). */
+/** `812 B`, `1.2 KB`, `3.4 MB`: powers of 1000 (the CLI prints powers of 1024, `KiB`). */
 export function size(bytes: number): string {
   if (bytes < 1000) return `${bytes} B`;
   const units = ['KB', 'MB', 'GB', 'TB'];
