@@ -293,18 +293,22 @@ impl LoadedCaret {
     pub fn retire_and_save(&self, drain_for: Duration) -> Result<Option<Vec<u8>>, CallError> {
         self.set_gate(RETIRED);
         let give_up = Instant::now() + drain_for;
-        loop {
-            let existing = *self.existing.lock().unwrap_or_else(|p| p.into_inner());
-            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
-            if existing as usize <= idle {
-                break;
+        let last = loop {
+            {
+                // Counted and taken under both locks: a caller that passed the gate just before
+                // it closed may still pop an idle instance (it hands it back on seeing the gate),
+                // and taking none here would hand over the state this version started from.
+                let existing = self.existing.lock().unwrap_or_else(|p| p.into_inner());
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if *existing as usize <= idle.len() {
+                    break idle.pop();
+                }
             }
             if Instant::now() >= give_up {
                 return Err(CallError::new(ErrorCode::Busy, format!("calls still running after {drain_for:?}")).with_caret(self.id()));
             }
             std::thread::sleep(Duration::from_micros(200));
-        }
-        let last = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        };
         match last {
             None => Ok(self.seed_state.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|s| s.to_vec())),
             Some(mut live) => {

@@ -184,6 +184,43 @@ fn twenty_swaps_under_load_lose_no_call_and_keep_the_count() {
     assert_eq!((v["n"].as_u64(), v["build"].as_str()), (Some(total + 1), Some("a")), "{v}");
 }
 
+/// A caller that passed the gate just as a swap closed it could pop the idle instance between
+/// the swap counting instances and taking one; the swap then found none and handed over the
+/// state its version had started from, so counts repeated. Reloads back to back with many
+/// callers give that window many chances.
+#[test]
+fn a_caller_racing_the_closing_gate_never_makes_a_swap_hand_over_old_state() {
+    let f = Fixture::new();
+    f.kernel.install_dir(&caret_dir("tally")).unwrap();
+    f.kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (kernel, stop) = (f.kernel.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut counts = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
+                    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+                    counts.push(v["n"].as_u64().unwrap());
+                }
+                counts
+            })
+        })
+        .collect();
+    for _ in 0..300 {
+        assert!(matches!(f.kernel.reload("tally").unwrap(), SwapOutcome::Swapped(_)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut counts: Vec<u64> = callers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    counts.sort_unstable();
+    let expected: Vec<u64> = (2..counts.len() as u64 + 2).collect();
+    if counts != expected {
+        let repeated: Vec<_> = counts.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).take(5).collect();
+        panic!("{} answers over 300 reloads; counts repeated: {repeated:?}", counts.len());
+    }
+}
+
 #[test]
 fn a_swap_is_held_until_new_capabilities_are_granted_and_refuses_a_kind_change() {
     let f = Fixture::new();
@@ -241,21 +278,20 @@ fn another_process_installing_is_swapped_in_by_the_watcher() {
         config: symphony_kernel::Config::default(),
     })
     .unwrap();
+    // Subscribed before the install: a swap's event is published just after the new version
+    // opens, so a caller can see the new build before the event is sent.
+    let events = f.kernel.subscribe();
     std::fs::write(dir.join("build/tally.wasm"), tally_build("b", false)).unwrap();
     other.install_dir(&dir).unwrap();
-    let give_up = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = f.kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
-        if v.contains(r#""build":"b""#) {
-            assert!(!v.contains(r#""n":1,"#), "the count was reset: {v}");
-            break;
-        }
-        assert!(Instant::now() < give_up, "never swapped: {v}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let swapped = match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(KernelEvent::Swapped(r)) => r,
+        other => panic!("never swapped: {other:?}"),
+    };
+    assert_ne!(swapped.from_hash, swapped.to_hash, "an install swaps the build");
+    let v = f.kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
+    assert!(v.contains(r#""build":"b""#) && v.contains(r#""n":2,"#), "the new build must answer, count intact: {v}");
+
     // `symphony caret reload` from elsewhere: swapped in again, count intact.
-    let events = f.kernel.subscribe();
-    std::thread::sleep(Duration::from_millis(5));
     other.registry().request_reload("tally").unwrap();
     match events.recv_timeout(Duration::from_secs(10)) {
         Ok(KernelEvent::Swapped(r)) => assert_eq!(r.from_hash, r.to_hash, "a reload keeps the build"),
