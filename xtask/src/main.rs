@@ -38,7 +38,11 @@ fn main() -> Result<()> {
 }
 
 fn repo_root() -> Result<PathBuf> {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // `cargo run` says where this checkout is at run time. The path built in is only a
+    // fallback: clones sharing one `CARGO_TARGET_DIR` share `target/debug/xtask`, and cargo
+    // does not copy a fresh build over it when this clone's build is already up to date, so
+    // the built-in path can name another clone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().map(Path::to_path_buf).context("xtask has no parent directory")
 }
 
