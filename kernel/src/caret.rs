@@ -110,6 +110,11 @@ fn from_wit_error(caret: &str, e: v1::Error) -> CallError {
     CallError { code, message: e.message, caret: Some(caret.to_owned()), capability: e.capability }
 }
 
+/// Epoch ticks until `left` has passed (rounded up, plus the tick under way).
+fn ticks_for(left: Duration, tick: Duration) -> u64 {
+    u64::try_from(left.as_micros().div_ceil(tick.as_micros().max(1))).unwrap_or(u64::MAX).saturating_add(1)
+}
+
 fn health_str(h: v1::HealthStatus) -> &'static str {
     match h {
         v1::HealthStatus::Ok => "ok",
@@ -224,8 +229,17 @@ impl LoadedCaret {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        // The epoch deadline is when to look, `deadline` when to stop: the kernel moves the
+        // latter on by the time it spends loading a callee for this caret (see `host.rs`).
+        let tick = self.epoch_tick;
+        store.epoch_deadline_callback(move |store| {
+            let left = store.data().deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(ticks_for(left, tick)))
+        });
+        self.arm_deadline(&mut store);
         let failed = |e: wasmtime::Error| {
             CallError::new(ErrorCode::Trap, format!("instantiation failed: {e:#}")).with_caret(self.id())
         };
@@ -244,7 +258,7 @@ impl LoadedCaret {
 
     /// Asks an instance for its state (`lifecycle.save-state`).
     fn save_state(&self, live: &mut Live) -> Result<Vec<u8>, CallError> {
-        live.store.set_epoch_deadline(self.deadline_ticks());
+        self.arm_deadline(&mut live.store);
         let store = &mut live.store;
         let saved = match &live.world {
             WorldInstance::Operator(w) => w.symphony_caret_lifecycle().call_save_state(store),
@@ -256,7 +270,7 @@ impl LoadedCaret {
 
     /// Gives an instance the state a previous version saved (`lifecycle.restore-state`).
     fn restore_state(&self, live: &mut Live, state: &[u8]) -> Result<(), CallError> {
-        live.store.set_epoch_deadline(self.deadline_ticks());
+        self.arm_deadline(&mut live.store);
         let store = &mut live.store;
         let restored = match &live.world {
             WorldInstance::Operator(w) => w.symphony_caret_lifecycle().call_restore_state(store, state),
@@ -379,9 +393,11 @@ impl LoadedCaret {
         }
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        let tick = self.epoch_tick.as_micros().max(1);
-        u64::try_from(self.manifest.limits.time.as_micros().div_ceil(tick)).unwrap_or(u64::MAX).saturating_add(1)
+    /// Gives the store's next guest call the caret's time limit, from now.
+    fn arm_deadline(&self, store: &mut Store<CaretState>) {
+        let limit = self.manifest.limits.time;
+        store.data_mut().deadline = Instant::now() + limit;
+        store.set_epoch_deadline(ticks_for(limit, self.epoch_tick));
     }
 
     /// Takes a warm instance, or makes one if the caret is under its instance limit, else waits
@@ -486,10 +502,9 @@ impl LoadedCaret {
         {
             let data = live.store.data_mut();
             data.observer = observer;
-            data.deadline = Instant::now() + self.manifest.limits.time;
             data.limiter.hit = false;
         }
-        live.store.set_epoch_deadline(self.deadline_ticks());
+        self.arm_deadline(&mut live.store);
         live.store.data().take_denial();
         match self.dispatch(&mut live, op, payload) {
             Ok(result) => {

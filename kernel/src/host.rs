@@ -367,8 +367,12 @@ impl v1::operator::symphony::caret::proxy::Host for CaretState {
             return Err(v1::Error { code: v1::ErrorCode::Failed, message: "kernel is shutting down".into(), capability: None });
         };
         let principal = Principal::Caret(self.caret.to_string());
-        crate::kernel::invoke(&kernel, &principal, &target, &op, &payload, self.observer.clone())
-            .map_err(to_wit_error)
+        // Compiling a callee loaded for this call is the kernel's work, not the caller's: a
+        // cold cache on a busy machine must not time out a caller whose own code is quick.
+        let loading_before = crate::kernel::time_spent_loading();
+        let answer = crate::kernel::invoke(&kernel, &principal, &target, &op, &payload, self.observer.clone());
+        self.deadline += crate::kernel::time_spent_loading().saturating_sub(loading_before);
+        answer.map_err(to_wit_error)
     }
 }
 

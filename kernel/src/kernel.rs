@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
@@ -547,12 +547,26 @@ impl Kernel {
     }
 }
 
+thread_local! {
+    /// Time this thread has spent loading carets, so a caret calling another is not charged
+    /// for the kernel compiling the callee (see `host.rs`).
+    static LOADING: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Time the calling thread has spent loading carets so far.
+pub(crate) fn time_spent_loading() -> Duration {
+    LOADING.with(Cell::get)
+}
+
 fn load(inner: &Arc<KernelInner>, id: &str) -> Result<(Arc<LoadedCaret>, CacheOutcome), KernelError> {
     if let Some(c) = inner.carets.read().unwrap_or_else(|p| p.into_inner()).get(id) {
         return Ok((Arc::clone(c), CacheOutcome::Hit));
     }
-    let installed = inner.registry.get(id)?;
-    let (caret, outcome) = build_loaded(inner, installed)?;
+    let started = Instant::now();
+    let installed = inner.registry.get(id);
+    let built = installed.and_then(|installed| build_loaded(inner, installed));
+    LOADING.with(|spent| spent.set(spent.get() + started.elapsed()));
+    let (caret, outcome) = built?;
     tracing::info!(caret = id, hash = %caret.hash.to_hex(), cache = ?outcome, "loaded");
     let mut carets = inner.carets.write().unwrap_or_else(|p| p.into_inner());
     // Another thread may have loaded it meanwhile; keep the first so pools are not split.

@@ -1,7 +1,7 @@
 //! Every escape the hostile carets attempt fails with a typed error and an audit record, and
 //! the kernel keeps serving other carets afterwards.
 
-use super::support::{cap, Fixture};
+use super::support::{cap, caret_dir, Fixture};
 use symphony_kernel::{Decision, ErrorCode, KernelError};
 
 const SECRET: &str = "TOP-SECRET-CONTENT";
@@ -238,6 +238,32 @@ fn calling_another_caret_needs_a_grant_and_never_borrows_its_capabilities() {
     // Pit services need their own grant too.
     let err = f.call("hostile", "call", "pit/artifacts get {}").expect_err("pit call must be refused");
     assert_eq!(err.capability.as_deref(), Some("pit.artifacts.get"));
+}
+
+/// The first call to a caret makes the kernel compile it. That is the kernel's work: a caller
+/// whose time limit is shorter than the compile still gets its answer (on a busy machine the
+/// 1 s limit above ran out while `text-tools` compiled).
+#[test]
+fn compiling_a_callee_is_not_charged_to_the_caller() {
+    let f = Fixture::new();
+    f.install("text-tools");
+    let dir = f.root.path().join("quick-caller");
+    std::fs::create_dir_all(dir.join("build")).unwrap();
+    let manifest = std::fs::read_to_string(caret_dir("hostile").join("Symphony.toml")).unwrap();
+    std::fs::write(dir.join("Symphony.toml"), manifest.replace(r#"time = "1s""#, r#"time = "50ms""#)).unwrap();
+    std::fs::copy(caret_dir("hostile").join("build/hostile.wasm"), dir.join("build/hostile.wasm")).unwrap();
+    f.kernel.install_dir(&dir).unwrap();
+    f.grant("hostile", &["caret.call:text-tools/upper"]);
+    f.kernel.load("hostile").unwrap();
+
+    let started = std::time::Instant::now();
+    assert_eq!(f.ok("hostile", "call", "caret/text-tools upper shout"), "SHOUT");
+    let took = started.elapsed();
+    assert!(took > std::time::Duration::from_millis(50), "text-tools compiled in {took:?}: the test needs a compile longer than the caller's limit");
+
+    // Its own time is still limited.
+    let err = f.call("hostile", "loop", "").expect_err("a loop must be stopped");
+    assert_eq!(err.code, ErrorCode::Timeout, "{err}");
 }
 
 #[test]
