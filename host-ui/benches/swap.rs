@@ -1,13 +1,14 @@
 //! `cargo xtask bench swap`: hot-swap latency as an author sees it — from the file write to the
 //! first call answered by the new version in a running kernel (another process, as the IDE
 //! is): `symphony dev --prebuilt` with a `.wasm` replaced (warm compiled cache), and `symphony
-//! dev` with a source edit (rebuild included). Each beside its target or floor.
+//! dev` with a source edit (rebuild included). Each beside its target or floor. First, what
+//! swaps cost the callers of the caret being swapped (`-- calls` runs only that part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/tally_crate.rs"]
 mod tally_crate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tally_crate::{extensions, shared_target, tally_crate};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,23 +66,110 @@ fn report(name: &str, value: Duration, against: &str, other: Duration) {
     println!("{name:<52} {:>9}   {against:<36} {:>9}   ratio {ratio:>6.2}x", ms(value), ms(other));
 }
 
+/// A kernel on a fresh home under `tmp`, and a caret directory for tally (manifest only: the
+/// caller puts a build in it). Returns the kernel, its home and the directory.
+fn kernel_and_tally_dir(tmp: &Path) -> (Kernel, PathBuf, PathBuf) {
+    let (home, ws) = (tmp.join("home"), tmp.join("ws"));
+    std::fs::create_dir_all(&ws).unwrap();
+    let dir = tmp.join("tally");
+    std::fs::create_dir_all(dir.join("build")).unwrap();
+    std::fs::copy(extensions().join("tally/Symphony.toml"), dir.join("Symphony.toml")).unwrap();
+    let kernel = Kernel::open(KernelOptions { home: home.clone(), workspace: ws, config: Config::default() }).unwrap();
+    (kernel, home, dir)
+}
+
+/// Four threads call `tally` for `run`, while `swap` (if any) runs on this thread; the calls'
+/// latencies and how many were answered per second.
+fn calls_for(kernel: &Kernel, run: Duration, swap: Option<&dyn Fn()>) -> (Vec<Duration>, f64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (kernel, stop) = (kernel.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut took = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
+                    took.push(t0.elapsed());
+                }
+                took
+            })
+        })
+        .collect();
+    match swap {
+        Some(swap) => swap(),
+        None => std::thread::sleep(run),
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let took: Vec<Duration> = callers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let rate = took.len() as f64 / elapsed.as_secs_f64();
+    (took, rate)
+}
+
+/// Calls while twenty swaps go through, beside the same callers with no swap in the same run:
+/// what a swap costs the callers of the caret being swapped.
+fn calls_during_swaps(a: &[u8], b: &[u8]) {
+    println!("== calls during swaps: 4 threads calling tally (one instance) in this process ==");
+    let tmp = tempfile::tempdir().unwrap();
+    let (kernel, _, dir) = kernel_and_tally_dir(tmp.path());
+    let install = |bytes: &[u8]| {
+        std::fs::write(dir.join("build/tally.wasm"), bytes).unwrap();
+        kernel.install_dir(&dir).unwrap();
+    };
+    // Both builds compiled once, so the swaps below measure swapping, not Cranelift.
+    for bytes in [a, b, a] {
+        install(bytes);
+        kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
+    }
+    let swaps = || {
+        for round in 0..20 {
+            std::thread::sleep(Duration::from_millis(40));
+            install(if round % 2 == 0 { b } else { a });
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    };
+    let (mut swapping, swapping_rate) = calls_for(&kernel, Duration::ZERO, Some(&swaps));
+    let (mut quiet, quiet_rate) = calls_for(&kernel, Duration::from_secs(1), None);
+    println!(
+        "{:<52} {:>7.0}/s   {:<36} {:>7.0}/s   ratio {:>6.2}x",
+        "calls answered during 20 swaps",
+        swapping_rate,
+        "the same callers, no swap",
+        quiet_rate,
+        swapping_rate / quiet_rate
+    );
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    for (name, p) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+        let (with, without) = (percentile(&mut swapping, p), percentile(&mut quiet, p));
+        println!(
+            "{:<52} {:>9}   {:<36} {:>9}   ratio {:>6.2}x",
+            format!("a call's latency during swaps, {name}"),
+            us(with),
+            "no swap",
+            us(without),
+            without.as_secs_f64() / with.as_secs_f64()
+        );
+    }
+    println!();
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    if !filter.is_empty() && !filter.iter().any(|f| "swap hot dev".contains(f.as_str())) {
+    if !filter.is_empty() && !filter.iter().any(|f| "swap hot dev calls".contains(f.as_str())) {
+        return;
+    }
+    let (a, b) = (tally_build("a"), tally_build("b"));
+    calls_during_swaps(&a, &b);
+    if filter.iter().all(|f| "calls".contains(f.as_str())) && !filter.is_empty() {
         return;
     }
     println!("== hot swap: file write → first call answered by the new version (running kernel in another process) ==");
     let tmp = tempfile::tempdir().unwrap();
-    let (home, ws) = (tmp.path().join("home"), tmp.path().join("ws"));
-    std::fs::create_dir_all(&ws).unwrap();
-    let (a, b) = (tally_build("a"), tally_build("b"));
-
     // The running kernel (the IDE's role), following installs from other processes.
-    let dir = tmp.path().join("tally");
-    std::fs::create_dir_all(dir.join("build")).unwrap();
-    std::fs::copy(extensions().join("tally/Symphony.toml"), dir.join("Symphony.toml")).unwrap();
+    let (kernel, home, dir) = kernel_and_tally_dir(tmp.path());
     std::fs::write(dir.join("build/tally.wasm"), &a).unwrap();
-    let kernel = Kernel::open(KernelOptions { home: home.clone(), workspace: ws, config: Config::default() }).unwrap();
     kernel.install_dir(&dir).unwrap();
     kernel.invoke(&Principal::User, "caret/tally", "tick", "").unwrap();
     let _follow = kernel.watch_installs(symphony_kernel::swap::WATCH_INTERVAL);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use symphony_kernel::swap::{KernelEvent, SwapOutcome};
 use symphony_kernel::Principal;
 
@@ -110,7 +110,6 @@ fn twenty_swaps_under_load_lose_no_call_and_keep_the_count() {
         Good("a"), NotAComponent, Good("b"), Good("a"),
     ];
     assert_eq!(plan.len(), 20);
-    let started = Instant::now();
     let mut served = vec!["a".to_owned()];
     for step in plan {
         std::thread::sleep(Duration::from_millis(40));
@@ -134,7 +133,6 @@ fn twenty_swaps_under_load_lose_no_call_and_keep_the_count() {
     }
     std::thread::sleep(Duration::from_millis(40));
     stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
     let mut answers = Vec::new();
     for c in callers {
         let (mut got, errors) = c.join().unwrap();
@@ -142,15 +140,15 @@ fn twenty_swaps_under_load_lose_no_call_and_keep_the_count() {
         answers.append(&mut got);
     }
 
-    let rate = answers.len() as f64 / elapsed.as_secs_f64();
-    assert!(rate >= 5_000.0, "only {rate:.0} calls/s");
     // One instance, state carried over: the answers' counts are exactly 2..=N+1 (the warm-up
     // made 1) — none lost, none repeated, none reset by a swap.
     answers.sort();
     for (i, (n, _)) in answers.iter().enumerate() {
         assert_eq!(*n, i as u64 + 2, "count {} missing or repeated", i + 2);
     }
-    // In count order the answering build changes exactly at the good swaps, in their order.
+    // In count order the answering build changes exactly at the good swaps, in their order:
+    // calls were answered between every two swaps. (How fast, during swaps and without, is a
+    // figure of `cargo xtask bench swap`.)
     let mut seen: Vec<String> = Vec::new();
     for (_, build) in &answers {
         if seen.last() != Some(build) {
