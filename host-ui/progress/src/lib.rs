@@ -113,7 +113,8 @@ pub fn bytes(n: u64) -> String {
     }
     let mut value = n as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
+    // Compared as it will be printed, so 1,048,575 bytes reads `1.0 MiB`, not `1024.0 KiB`.
+    while (value * 10.0).round() >= 10240.0 && unit + 1 < UNITS.len() {
         value /= 1024.0;
         unit += 1;
     }
@@ -127,6 +128,13 @@ mod tests {
     #[test]
     fn bytes_pick_the_unit_that_keeps_the_number_small() {
         for (n, shown) in [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB"), (3 << 30, "3.0 GiB")] {
+            assert_eq!(bytes(n), shown, "{n}");
+        }
+    }
+
+    #[test]
+    fn a_size_just_under_the_next_unit_does_not_print_as_1024_of_this_one() {
+        for (n, shown) in [((1 << 20) - 1, "1.0 MiB"), ((1 << 20) - 60, "1023.9 KiB"), ((1 << 30) - 1, "1.0 GiB")] {
             assert_eq!(bytes(n), shown, "{n}");
         }
     }

@@ -18,8 +18,11 @@ describe('artifact snippets', () => {
 });
 
 describe('sizes', () => {
-  it('read in powers of 1000', () => {
-    expect([0, 999, 1000, 1500, 999_999, 1_000_000, 2_500_000_000].map(size)).toEqual(['0 B', '999 B', '1.0 KB', '1.5 KB', '1000.0 KB', '1.0 MB', '2.5 GB']);
+  it('read in powers of 1024, as the CLI prints them', () => {
+    expect([0, 1023, 1024, 1536, 5 * 2 ** 20, 3 * 2 ** 30].map(size)).toEqual(['0 B', '1023 B', '1.0 KiB', '1.5 KiB', '5.0 MiB', '3.0 GiB']);
+  });
+  it('just under the next unit, not as 1024 of this one', () => {
+    expect([2 ** 20 - 1, 2 ** 20 - 60, 2 ** 30 - 1].map(size)).toEqual(['1.0 MiB', '1023.9 KiB', '1.0 GiB']);
   });
   it('of base64 content', () => {
     expect(['', 'eA==', 'eHk=', 'eHl6', 'AAECAwQF\nBgc='].map(base64Bytes)).toEqual([0, 1, 2, 3, 8]);

@@ -10,14 +10,15 @@ export function snippetParts(snippet: string): Array<{ text: string; match: bool
     .filter((p) => p.text !== '');
 }
 
-/** `812 B`, `1.2 KB`, `3.4 MB`: powers of 1000 (the CLI prints powers of 1024, `KiB`). */
+/** `812 B`, `1.2 KiB`, `3.4 MiB`: powers of 1024, as the CLI prints them. */
 export function size(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let n = bytes / 1000;
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let n = bytes / 1024;
   let u = 0;
-  while (n >= 1000 && u < units.length - 1) {
-    n /= 1000;
+  // Compared as it will be printed, so 1,048,575 bytes reads `1.0 MiB`, not `1024.0 KiB`.
+  while (Math.round(n * 10) >= 10240 && u < units.length - 1) {
+    n /= 1024;
     u++;
   }
   return `${n.toFixed(1)} ${units[u]}`;
