@@ -162,16 +162,15 @@ impl ArtifactsService {
             return Ok(());
         }
         self.with_store(|store, _| {
-            let latest: Vec<Option<u64>> = batch.iter().map(|(name, _)| store.resolve(name).ok().map(|v| v.version)).collect();
             let items: Vec<symphony_artifacts::NewVersion<'_>> = batch.iter().map(|(name, bytes)| symphony_artifacts::NewVersion { name, bytes, meta: meta.clone() }).collect();
-            let versions = store.put_many(&items).map_err(call_error)?;
-            for ((v, before), (_, bytes)) in versions.iter().zip(latest).zip(batch) {
+            let stored = store.put_many(&items).map_err(call_error)?;
+            for (s, (_, bytes)) in stored.iter().zip(batch) {
                 report.files += 1;
                 report.bytes += bytes.len() as u64;
-                if Some(v.version) == before {
-                    report.unchanged += 1;
-                } else {
+                if s.new {
                     report.new_versions += 1;
+                } else {
+                    report.unchanged += 1;
                 }
             }
             Ok(())
@@ -300,11 +299,9 @@ impl ArtifactsService {
         if meta.author.is_empty() {
             meta.author = principal.to_string();
         }
-        let latest = store.resolve(name).ok().map(|v| v.version);
-        let version = store.put_with(name, bytes, meta, progress).map_err(call_error)?;
-        let unchanged = latest == Some(version.version);
-        let mut answer = serde_json::to_value(version).unwrap_or_default();
-        answer["unchanged"] = serde_json::Value::Bool(unchanged);
+        let stored = store.put_with(name, bytes, meta, progress).map_err(call_error)?;
+        let mut answer = serde_json::to_value(stored.version).unwrap_or_default();
+        answer["unchanged"] = serde_json::Value::Bool(!stored.new);
         Ok(answer)
     }
 

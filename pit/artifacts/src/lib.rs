@@ -25,7 +25,7 @@ pub mod search;
 
 pub use blobs::{BlobId, BlobStore, GcReport, PutReport, Restorer, StoreError, Usage};
 pub use catalog::Tier;
-pub use names::{valid_name, ArtifactError, ArtifactStore, Meta, NewVersion, Stats, Version};
+pub use names::{valid_name, ArtifactError, ArtifactStore, Meta, NewVersion, Stats, Stored, Version};
 
 /// Writes `bytes` to `path` so that `path` is either absent or whole: temp file, fsync,
 /// rename, directory fsync.

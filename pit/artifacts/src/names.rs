@@ -55,6 +55,14 @@ pub struct Version {
     pub quality: Option<Quality>,
 }
 
+/// What a put came to: the version holding the bytes, and whether the put made it. Putting
+/// exactly what the latest version holds (bytes and metadata) makes none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    pub version: Version,
+    pub new: bool,
+}
+
 /// One artifact for `ArtifactStore::put_many`.
 #[derive(Clone, Debug)]
 pub struct NewVersion<'a> {
@@ -90,8 +98,8 @@ struct Bulk {
     /// Content bytes in `slots[start..ready]`.
     bytes: usize,
     appending: bool,
-    /// Versions appended, by the index of their batch's first artifact.
-    done: Vec<(usize, Vec<Version>)>,
+    /// What was stored, by the index of its batch's first artifact.
+    done: Vec<(usize, Vec<Stored>)>,
     failed: Option<ArtifactError>,
 }
 
@@ -413,12 +421,12 @@ impl ArtifactStore {
     /// with concurrent puts). Putting exactly what the latest version holds (bytes and
     /// metadata) returns that version instead of making another.
     pub fn put(&self, name: &str, bytes: &[u8], meta: Meta) -> Result<Version, ArtifactError> {
-        self.put_with(name, bytes, meta, &mut |_, _| {})
+        self.put_with(name, bytes, meta, &mut |_, _| {}).map(|stored| stored.version)
     }
 
     /// `put`, telling `progress` how many of the bytes are chunked, hashed and compressed so
     /// far (and how many there are): a put of a large file takes seconds.
-    pub fn put_with(&self, name: &str, bytes: &[u8], meta: Meta, progress: &mut dyn FnMut(u64, u64)) -> Result<Version, ArtifactError> {
+    pub fn put_with(&self, name: &str, bytes: &[u8], meta: Meta, progress: &mut dyn FnMut(u64, u64)) -> Result<Stored, ArtifactError> {
         if !valid_name(name) {
             return Err(ArtifactError::BadName(name.to_owned()));
         }
@@ -428,7 +436,7 @@ impl ArtifactStore {
     }
 
     /// One artifact prepared and appended (its name checked, collection held off).
-    fn put_one(&self, item: &NewVersion<'_>, progress: &mut dyn FnMut(u64)) -> Result<Vec<Version>, ArtifactError> {
+    fn put_one(&self, item: &NewVersion<'_>, progress: &mut dyn FnMut(u64)) -> Result<Vec<Stored>, ArtifactError> {
         let prepared = self.prepare(item, progress)?;
         self.commit(std::slice::from_ref(item), vec![prepared])
     }
@@ -439,7 +447,7 @@ impl ArtifactStore {
     /// is prepared. Every version is durable once this returns. Nothing is written when a
     /// name is invalid; on an I/O error the batches before it are stored. The search indexer
     /// waits while this runs (see `BulkPut`): what it stores is searchable shortly after.
-    pub fn put_many(&self, items: &[NewVersion<'_>]) -> Result<Vec<Version>, ArtifactError> {
+    pub fn put_many(&self, items: &[NewVersion<'_>]) -> Result<Vec<Stored>, ArtifactError> {
         if let Some(bad) = items.iter().find(|i| !valid_name(i.name)) {
             return Err(ArtifactError::BadName(bad.name.to_owned()));
         }
@@ -528,7 +536,7 @@ impl ArtifactStore {
     /// Appends prepared artifacts in one synced write, numbering their versions under the
     /// journal's lock (numbers follow write order, and an artifact identical to its name's
     /// latest version — durable or still in flight — makes no new one).
-    fn commit(&self, items: &[NewVersion<'_>], prepared: Vec<Prepared>) -> Result<Vec<Version>, ArtifactError> {
+    fn commit(&self, items: &[NewVersion<'_>], prepared: Vec<Prepared>) -> Result<Vec<Stored>, ArtifactError> {
         // A bulk write's recipes and versions go in one group (see `pack::group_of`).
         let bulk = items.len() > 1;
         let (mut records, mut small) = (Vec::new(), Vec::new());
@@ -543,7 +551,7 @@ impl ArtifactStore {
         }
         // A new version, or the number of an identical one still in flight (read back from
         // the catalog once the append returns: it is durable by then).
-        let mut made: Vec<Result<Version, u64>> = Vec::with_capacity(items.len());
+        let mut made: Vec<Result<Stored, u64>> = Vec::with_capacity(items.len());
         let mut make = || -> Result<Vec<Record>, StoreError> {
             let catalog = self.blobs.journal.catalog.read().unwrap_or_else(|p| p.into_inner());
             let mut numbered = self.numbered.lock().unwrap_or_else(|p| p.into_inner());
@@ -560,7 +568,7 @@ impl ArtifactStore {
                         if let Some(l) = catalog.names.get(item.name).and_then(|h| h.last())
                             && same(&l.blob, l.len, &l.meta)
                         {
-                            made.push(Ok(l.clone()));
+                            made.push(Ok(Stored { version: l.clone(), new: false }));
                             continue;
                         }
                     }
@@ -576,7 +584,7 @@ impl ArtifactStore {
                 let payload = serde_json::to_vec(&v).map_err(|e| StoreError::Io { path: self.root.clone(), source: std::io::Error::other(e) })?;
                 out.push(Record { kind: Kind::Version, key: version_key(item.name, number), payload, decoded: Some(Box::new(v.clone())) });
                 numbered.insert(item.name.to_owned(), InFlight { version: number, blob: v.blob.clone(), len, meta: v.meta.clone() });
-                made.push(Ok(v));
+                made.push(Ok(Stored { version: v, new: true }));
             }
             if !bulk || small.len() + out.len() == 0 {
                 return Ok(out);
@@ -589,15 +597,19 @@ impl ArtifactStore {
         // Durable (or failed): the catalog knows these now, so they need not be held here.
         let mut numbered = self.numbered.lock().unwrap_or_else(|p| p.into_inner());
         for (item, m) in items.iter().zip(&made) {
-            if let Ok(v) = m
-                && numbered.get(item.name).is_some_and(|f| f.version == v.version)
+            if let Ok(stored) = m
+                && numbered.get(item.name).is_some_and(|f| f.version == stored.version.version)
             {
                 numbered.remove(item.name);
             }
         }
         drop(numbered);
         appended?;
-        items.iter().zip(made).map(|(item, m)| m.or_else(|number| self.resolve(&format!("{}@{number}", item.name)))).collect()
+        items
+            .iter()
+            .zip(made)
+            .map(|(item, m)| m.or_else(|number| self.resolve(&format!("{}@{number}", item.name)).map(|version| Stored { version, new: false })))
+            .collect()
     }
 
     /// Deletes one version (a retention policy decided so): a tombstone in the journal; its

@@ -37,8 +37,12 @@ fn put_many_stores_what_puts_one_by_one_would() {
 
     let store = ArtifactStore::open(many.path(), 3).unwrap();
     let items: Vec<NewVersion<'_>> = files.iter().map(|(name, bytes, meta)| NewVersion { name, bytes, meta: meta.clone() }).collect();
-    let got: Vec<_> = store.put_many(&items).unwrap().iter().map(shape).collect();
+    let stored = store.put_many(&items).unwrap();
+    let got: Vec<_> = stored.iter().map(|s| shape(&s.version)).collect();
     assert_eq!(got, expected);
+    // Each says whether it made its version: all but the same bytes put again.
+    let made_none: Vec<(&str, u64)> = stored.iter().filter(|s| !s.new).map(|s| (s.version.name.as_str(), s.version.version)).collect();
+    assert_eq!(made_none, [("src/m7.rs", 2)]);
     assert_eq!(store.log("src/m7.rs").unwrap().len(), 2, "the same bytes twice make one new version");
     drop(store);
     // Twenty identical licences in one batch: their chunk is written once.
@@ -126,11 +130,13 @@ fn identical_puts_racing_make_one_version() {
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let store = std::sync::Arc::clone(&store);
-            std::thread::spawn(move || store.put("config.toml", b"a = 1\n", Meta::default()).unwrap().version)
+            std::thread::spawn(move || store.put_with("config.toml", b"a = 1\n", Meta::default(), &mut |_, _| {}).unwrap())
         })
         .collect();
-    let numbers: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(numbers.iter().all(|&n| n == 2), "{numbers:?}");
+    let stored: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(stored.iter().all(|s| s.version.version == 2), "{stored:?}");
+    // Exactly one of them made it; the others say they found it.
+    assert_eq!(stored.iter().filter(|s| s.new).count(), 1, "{stored:?}");
     assert_eq!(store.log("config.toml").unwrap().len(), 2);
 }
 
@@ -161,8 +167,8 @@ fn a_large_put_reports_its_progress_up_to_its_size() {
         })
         .collect();
     let mut heard = Vec::new();
-    let v = store.put_with("data/weights.bin", &bytes, Meta::default(), &mut |done, total| heard.push((done, total))).unwrap();
-    assert_eq!((v.version, v.len), (1, bytes.len() as u64));
+    let stored = store.put_with("data/weights.bin", &bytes, Meta::default(), &mut |done, total| heard.push((done, total))).unwrap();
+    assert_eq!((stored.version.version, stored.version.len, stored.new), (1, bytes.len() as u64, true));
     assert!(heard.len() > 2, "more than a start and an end: {heard:?}");
     assert!(heard.iter().all(|&(_, total)| total == bytes.len() as u64), "{heard:?}");
     assert!(heard.windows(2).all(|w| w[0].0 < w[1].0), "it only grows: {heard:?}");
