@@ -134,7 +134,7 @@ fn ingest_bench() {
     println!("== artifact ingest (cargo registry sources) ==");
     let (total, contents) = registry_contents();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ArtifactStore::open(dir.path().join("store"), 3).unwrap());
+    let store = Arc::new(ArtifactStore::open(dir.path().join("store"), level()).unwrap());
     let contents = Arc::new(contents);
     let t0 = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -165,8 +165,7 @@ fn import_bench() {
     println!("== artifact import (cargo registry sources) ==");
     let (total, contents) = registry_contents();
     let dir = tempfile::tempdir().unwrap();
-    // The store's zstd level (`[hot] level` in stale.toml): 3 unless SYMPHONY_BENCH_LEVEL says.
-    let level: i32 = std::env::var("SYMPHONY_BENCH_LEVEL").ok().and_then(|l| l.parse().ok()).unwrap_or(3);
+    let level = level();
     let bulk = ArtifactStore::open(dir.path().join("bulk"), level).unwrap();
     let names: Vec<String> = contents.iter().map(|(name, _)| sanitize(name)).collect();
     let items: Vec<NewVersion<'_>> = names.iter().zip(contents.iter()).map(|(name, (_, bytes))| NewVersion { name, bytes, meta: Meta::default() }).collect();
@@ -212,7 +211,7 @@ fn dedup_bench() {
             std::fs::write(path, data).unwrap();
         }
     };
-    let versions_store = ArtifactStore::open(dir.path().join("versions"), 3).unwrap();
+    let versions_store = ArtifactStore::open(dir.path().join("versions"), level()).unwrap();
     let git = dir.path().join("git");
     let restic = dir.path().join("restic");
     let borg = dir.path().join("borg");
@@ -282,6 +281,12 @@ fn dedup_bench() {
     report("  putting the 11 versions, one writer", format!("{vmbps:.0} MB/s"), "limit 300 MB/s", "300 MB/s".to_owned(), vmbps / 300.0);
 }
 
+/// The stores' zstd level: the product's default (`[hot] level` in `stale.toml`) unless
+/// `SYMPHONY_BENCH_LEVEL` says.
+fn level() -> i32 {
+    std::env::var("SYMPHONY_BENCH_LEVEL").ok().and_then(|l| l.parse().ok()).unwrap_or(symphony_artifacts::DEFAULT_LEVEL)
+}
+
 /// A registry path as an artifact name (`+` and other characters become `_`).
 fn sanitize(path: &str) -> String {
     path.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') { c } else { '_' }).collect::<String>().split('/').filter(|p| !p.is_empty() && *p != "." && *p != "..").collect::<Vec<_>>().join("/")
@@ -349,7 +354,7 @@ fn search_bench() {
 /// works at a lower priority than puts, and must still keep up with a machine that is busy.
 fn searchable_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ArtifactStore::open(dir.path(), 3).unwrap();
+    let store = ArtifactStore::open(dir.path(), level()).unwrap();
     for i in 0..200 {
         store.put(&format!("warm/{i}"), format!("filler text number {i}").as_bytes(), Meta::default()).unwrap();
     }
@@ -461,7 +466,7 @@ fn main() {
     }
     let datasync = percentile(&mut datasyncs, 0.5);
 
-    let store = Arc::new(ArtifactStore::open(dir.path().join("store"), 3).unwrap());
+    let store = Arc::new(ArtifactStore::open(dir.path().join("store"), level()).unwrap());
     let mut puts = Vec::new();
     for i in 0..2000u32 {
         let mut bytes = vec![0u8; 4096];

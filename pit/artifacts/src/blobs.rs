@@ -156,9 +156,20 @@ fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
     }
 }
 
-/// A zstd chunk's payload compressed again at `level`, if that is smaller (raw chunks did
-/// not shrink before; deltas stay as they are).
-fn recompress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
+/// A chunk's payload compressed again at `level`, if that is smaller: a zstd chunk alone, a
+/// delta against the same base (which `base` reads). Raw chunks did not shrink before.
+fn recompress(payload: &[u8], level: i32, base: &BaseReader<'_>) -> Option<Vec<u8>> {
+    if let Some((hash, depth)) = delta_base(payload) {
+        let dict = base(&hash).ok()?;
+        let data = zstd::bulk::Decompressor::with_dictionary(&dict).and_then(|mut d| d.decompress(&payload[34..], MAX_CHUNK as usize)).ok()?;
+        let z = zstd::bulk::Compressor::with_dictionary(level, &dict).and_then(|mut c| c.compress(&data)).ok()?;
+        let mut out = Vec::with_capacity(z.len() + 34);
+        out.push(DELTA);
+        out.push(depth);
+        out.extend_from_slice(&hash);
+        out.extend_from_slice(&z);
+        return Some(out).filter(|again| again.len() < payload.len());
+    }
     if payload.first() != Some(&ZSTD) && !payload.starts_with(&ZSTD_MAGIC) {
         return None;
     }
@@ -200,10 +211,10 @@ fn delta_base(payload: &[u8]) -> Option<([u8; 32], u8)> {
     (payload.first() == Some(&DELTA) && payload.len() >= 34).then(|| (payload[2..34].try_into().unwrap_or([0; 32]), payload[1]))
 }
 
-/// A chunk's bytes from its payload; `base` reads a delta's base chunk.
 /// Reads a chunk by hash (a delta's base).
 type BaseReader<'a> = dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String> + 'a;
 
+/// A chunk's bytes from its payload; `base` reads a delta's base chunk.
 fn decode_chunk(payload: &[u8], base: &BaseReader<'_>) -> Result<Vec<u8>, String> {
     if let Some((hash, _)) = delta_base(payload) {
         let dict = base(&hash).map_err(|e| format!("its delta base {}: {e}", hex(&hash)))?;
@@ -543,7 +554,7 @@ impl BlobStore {
         // (a group compresses them together far better than each alone).
         let level = self.level.max(REST_LEVEL);
         let at_rest = |kind: Kind, payload: &[u8]| match kind {
-            Kind::Chunk => recompress(payload, level),
+            Kind::Chunk => recompress(payload, level, &|hash| self.chunk(hash).map_err(|e| e.to_string())),
             Kind::Version => crate::catalog::plain_version(payload),
             _ => None,
         };
@@ -670,7 +681,27 @@ mod tests {
         let mut marked = vec![ZSTD];
         marked.extend(zstd::bulk::compress(&text, 3).unwrap());
         assert_eq!(decode_chunk(&marked, &no_base).unwrap(), text);
-        assert!(recompress(&marked, 9).is_some_and(|again| again.starts_with(&ZSTD_MAGIC) && decode_chunk(&again, &no_base).unwrap() == text));
+        assert!(recompress(&marked, 9, &no_base).is_some_and(|again| again.starts_with(&ZSTD_MAGIC) && decode_chunk(&again, &no_base).unwrap() == text));
         assert!(decode_chunk(&[7, 1, 2], &no_base).is_err_and(|e| e.contains("unknown chunk encoding")));
+    }
+
+    /// A delta put at a fast level is compressed again at rest against the same base: smaller,
+    /// the same bytes, the same base and depth (so `gc` keeps the base it already keeps).
+    #[test]
+    fn a_delta_compressed_again_at_rest_keeps_its_base() {
+        let base: Vec<u8> = (0..600).flat_map(|i| format!("pub fn item_{i}(x: u32) -> u32 {{ x + {i} }}\n").into_bytes()).collect();
+        let mut edited = base.clone();
+        let added: Vec<u8> = (0..150).flat_map(|i| format!("// a new comment about the {i}th change, with words repeated words\n").into_bytes()).collect();
+        edited.splice(base.len() / 2..base.len() / 2, added);
+        let hash = *blake3::hash(&base).as_bytes();
+        let reader = |h: &[u8; 32]| if *h == hash { Ok(base.clone()) } else { Err("unknown base".to_owned()) };
+        let put = encode_chunk_against(&edited, 1, Some(&(hash, base.clone(), 2)));
+        assert_eq!(delta_base(&put), Some((hash, 3)), "stored as a delta");
+        let Some(at_rest) = recompress(&put, 19, &reader) else { panic!("a harder level makes the delta smaller") };
+        assert!(at_rest.len() < put.len());
+        assert_eq!(delta_base(&at_rest), Some((hash, 3)));
+        assert_eq!(decode_chunk(&at_rest, &reader).unwrap(), edited);
+        // A delta whose base cannot be read is left as it is.
+        assert!(recompress(&put, 19, &|_| Err("gone".to_owned())).is_none());
     }
 }

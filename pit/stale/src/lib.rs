@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! [hot]
-//! level = 3                         # zstd level of chunks as they are put (compaction: 9)
+//! level = 1                         # zstd level of chunks as they are put (compaction: 9)
 //! [cold]
 //! url = "s3://bucket/prefix"        # or a local path; default `<store>/cold`
 //! options = { aws_endpoint = "http://127.0.0.1:9000", aws_allow_http = "true" }
@@ -57,13 +57,14 @@ pub struct Config {
     pub every: Option<Duration>,
     /// zstd level of warm packs.
     pub level: i32,
-    /// zstd level the store compresses chunks at when they are put (1–22; default 3, zstd's
-    /// own). Lower ingests faster; compaction recompresses at rest either way.
+    /// zstd level the store compresses chunks at when they are put (1–22; default
+    /// `symphony_artifacts::DEFAULT_LEVEL`, 1). Lower ingests faster; compaction recompresses
+    /// at rest either way.
     pub hot_level: i32,
 }
 
 /// The hot tier's zstd level when `stale.toml` sets none.
-pub const HOT_LEVEL: i32 = 3;
+pub const HOT_LEVEL: i32 = symphony_artifacts::DEFAULT_LEVEL;
 
 impl Config {
     /// Reads `<store>/stale.toml`; without one: no rules (everything stays hot), cold packs

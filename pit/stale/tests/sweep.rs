@@ -157,12 +157,12 @@ fn bad_policies_are_refused_naming_the_field() {
 }
 
 #[test]
-fn zstd_levels_default_to_3_hot_and_19_warm() {
+fn zstd_levels_default_to_1_hot_and_19_warm() {
     let dir = tempfile::tempdir().unwrap();
     let default = Config::parse("", dir.path(), "stale.toml").unwrap();
-    assert_eq!((default.hot_level, default.level), (3, 19));
-    let set = Config::parse("[hot]\nlevel = 1\n[sweep]\nlevel = 22", dir.path(), "stale.toml").unwrap();
-    assert_eq!((set.hot_level, set.level), (1, 22));
+    assert_eq!((default.hot_level, default.level), (1, 19));
+    let set = Config::parse("[hot]\nlevel = 3\n[sweep]\nlevel = 22", dir.path(), "stale.toml").unwrap();
+    assert_eq!((set.hot_level, set.level), (3, 22));
 }
 
 /// `s3s-fs` (built by `cargo xtask test`): an S3-protocol server over a directory.
