@@ -111,7 +111,7 @@ fn from_wit_error(caret: &str, e: v1::Error) -> CallError {
 }
 
 /// Epoch ticks until `left` has passed (rounded up, plus the tick under way).
-fn ticks_for(left: Duration, tick: Duration) -> u64 {
+pub(crate) fn ticks_for(left: Duration, tick: Duration) -> u64 {
     u64::try_from(left.as_micros().div_ceil(tick.as_micros().max(1))).unwrap_or(u64::MAX).saturating_add(1)
 }
 

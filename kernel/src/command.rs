@@ -64,8 +64,7 @@ fn command_roots(inner: &crate::kernel::KernelInner, principal: &str) -> ScopeRo
 fn arm<T>(store: &mut Store<T>, inner: &crate::kernel::KernelInner, limits: &Limits, limiter: fn(&mut T) -> &mut MemoryCap) {
     store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
     store.epoch_deadline_trap();
-    let tick = u128::from(inner.config.kernel.epoch_tick_ms.max(1)) * 1000;
-    store.set_epoch_deadline(u64::try_from(limits.time.as_micros().div_ceil(tick)).unwrap_or(u64::MAX) + 1);
+    store.set_epoch_deadline(crate::caret::ticks_for(limits.time, std::time::Duration::from_millis(inner.config.kernel.epoch_tick_ms.max(1))));
 }
 
 impl Kernel {

@@ -161,14 +161,9 @@ fn encode_chunk(data: &[u8], level: i32) -> Vec<u8> {
 fn recompress(payload: &[u8], level: i32, base: &BaseReader<'_>) -> Option<Vec<u8>> {
     if let Some((hash, depth)) = delta_base(payload) {
         let dict = base(&hash).ok()?;
-        let data = zstd::bulk::Decompressor::with_dictionary(&dict).and_then(|mut d| d.decompress(&payload[34..], MAX_CHUNK as usize)).ok()?;
+        let data = undelta(payload, &dict).ok()?;
         let z = zstd::bulk::Compressor::with_dictionary(level, &dict).and_then(|mut c| c.compress(&data)).ok()?;
-        let mut out = Vec::with_capacity(z.len() + 34);
-        out.push(DELTA);
-        out.push(depth);
-        out.extend_from_slice(&hash);
-        out.extend_from_slice(&z);
-        return Some(out).filter(|again| again.len() < payload.len());
+        return Some(delta_payload(depth, &hash, &z)).filter(|again| again.len() < payload.len());
     }
     if payload.first() != Some(&ZSTD) && !payload.starts_with(&ZSTD_MAGIC) {
         return None;
@@ -194,16 +189,25 @@ fn encode_chunk_against(data: &[u8], level: i32, base: Option<&([u8; 32], Vec<u8
     let Some((hash, bytes, depth)) = base.filter(|(_, _, d)| *d < MAX_DEPTH) else { return plain };
     let delta = zstd::bulk::Compressor::with_dictionary(level, bytes).and_then(|mut c| c.compress(data));
     match delta {
-        Ok(z) if z.len() + 34 < plain.len() => {
-            let mut out = Vec::with_capacity(z.len() + 34);
-            out.push(DELTA);
-            out.push(depth + 1);
-            out.extend_from_slice(hash);
-            out.extend_from_slice(&z);
-            out
-        }
+        Ok(z) if z.len() + 34 < plain.len() => delta_payload(depth + 1, hash, &z),
         _ => plain,
     }
+}
+
+/// A delta chunk's stored form: `DELTA | depth | base hash | zstd`.
+fn delta_payload(depth: u8, base: &[u8; 32], z: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(z.len() + 34);
+    out.push(DELTA);
+    out.push(depth);
+    out.extend_from_slice(base);
+    out.extend_from_slice(z);
+    out
+}
+
+/// A delta chunk's bytes, given its base's bytes.
+fn undelta(payload: &[u8], base: &[u8]) -> Result<Vec<u8>, String> {
+    let mut d = zstd::bulk::Decompressor::with_dictionary(base).map_err(|e| e.to_string())?;
+    d.decompress(&payload[34..], MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}"))
 }
 
 /// The base a delta chunk needs, and its depth.
@@ -218,8 +222,7 @@ type BaseReader<'a> = dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String> + 'a;
 fn decode_chunk(payload: &[u8], base: &BaseReader<'_>) -> Result<Vec<u8>, String> {
     if let Some((hash, _)) = delta_base(payload) {
         let dict = base(&hash).map_err(|e| format!("its delta base {}: {e}", hex(&hash)))?;
-        let mut d = zstd::bulk::Decompressor::with_dictionary(&dict).map_err(|e| e.to_string())?;
-        return d.decompress(&payload[34..], MAX_CHUNK as usize).map_err(|e| format!("does not decompress: {e}"));
+        return undelta(payload, &dict);
     }
     let frame = match payload.split_first() {
         Some((&RAW, data)) => return Ok(data.to_vec()),

@@ -63,9 +63,6 @@ pub struct Config {
     pub hot_level: i32,
 }
 
-/// The hot tier's zstd level when `stale.toml` sets none.
-pub const HOT_LEVEL: i32 = symphony_artifacts::DEFAULT_LEVEL;
-
 impl Config {
     /// Reads `<store>/stale.toml`; without one: no rules (everything stays hot), cold packs
     /// in `<store>/cold`, no schedule.
@@ -119,7 +116,7 @@ impl Config {
             Some(l) if (1..=22).contains(&l) => Ok(l),
             Some(l) => Err(bad(format!("{key}: {l} is not a zstd level (1–22)"))),
         };
-        let hot_level = zstd_level("[hot] level", doc.hot.and_then(|h| h.level), HOT_LEVEL)?;
+        let hot_level = zstd_level("[hot] level", doc.hot.and_then(|h| h.level), symphony_artifacts::DEFAULT_LEVEL)?;
         let level = zstd_level("[sweep] level", sweep.level, 19)?;
         let mut options: Vec<(String, String)> = cold.options.into_iter().collect();
         options.sort();
